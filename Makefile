@@ -1,0 +1,62 @@
+# Two commands for a new machine: `make up` (run the dev platform) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+STACK ?= dev
+OUT ?= build/render/$(STACK)
+STATE_DIR := $(CURDIR)/.pulumi-state
+export PULUMI_CONFIG_PASSPHRASE ?=
+
+.PHONY: up test render render-all venv tools check-tools clean down
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q -r requirements-tools.txt
+	touch $@
+
+venv: $(VENV)/.installed
+tools: $(TOOLS)/.installed
+
+## make test: create the venvs, install everything, run the whole test suite.
+test: venv tools
+	$(VENV)/bin/python -m pytest
+
+## make render STACK=dev|staging|prod: offline render (no Pulumi CLI, no cluster, no cloud).
+render: venv
+	$(VENV)/bin/python -m stacks.render --stack $(STACK) --out $(OUT)
+
+render-all: venv
+	for s in dev staging prod; do $(VENV)/bin/python -m stacks.render --stack $$s --out build/render/$$s -q || exit 1; done
+
+check-tools:
+	@missing=0; \
+	for t in pulumi docker kind kubectl; do \
+	  if ! command -v $$t >/dev/null 2>&1; then missing=1; case $$t in \
+	    pulumi) echo "missing: Pulumi CLI -> curl -fsSL https://get.pulumi.com | sh   (https://www.pulumi.com/docs/install/)";; \
+	    docker) echo "missing: Docker engine -> https://docs.docker.com/engine/install/ (Docker Desktop on macOS/Windows)";; \
+	    kind) echo "missing: kind -> go install sigs.k8s.io/kind@v0.27.0  or  https://kind.sigs.k8s.io/docs/user/quick-start/#installation";; \
+	    kubectl) echo "missing: kubectl -> https://kubernetes.io/docs/tasks/tools/";; \
+	  esac; fi; \
+	done; \
+	if [ $$missing = 0 ] && ! docker info >/dev/null 2>&1; then missing=1; echo "Docker is installed but the engine is not running: start Docker"; fi; \
+	if [ $$missing = 1 ]; then echo; echo "Without them you can still see everything the platform would create: make render STACK=dev"; exit 1; fi
+
+## make up: venv + install, local file state, stack dev (passphrase secrets), kind cluster + platform via `pulumi up`.
+up: check-tools venv
+	mkdir -p $(STATE_DIR)
+	pulumi login "file://$(STATE_DIR)"
+	pulumi stack select $(STACK) --create --secrets-provider passphrase
+	pulumi up --stack $(STACK)
+
+down:
+	pulumi destroy --stack $(STACK)
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""cicd components."""

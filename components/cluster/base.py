@@ -1,0 +1,122 @@
+"""The one cluster interface every implementation (local kind, EKS, GKE) provides.
+
+Everything above the cluster (baseline, services, mesh, monitoring, CI) only talks to this
+interface, so a stack moves between clouds by changing ``cloud:`` in config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from cnplatform.cluster.capacity import NodeCapacity
+
+
+@dataclass
+class NodePoolSpec:
+    """One node pool (kind: the nodes of the kind cluster)."""
+
+    name: str
+    """Pool name (DNS-1123)."""
+    machine_type: str = "m6i.large"
+    """Instance / machine type."""
+    min_size: int = 1
+    """Minimum nodes (autoscaling lower bound)."""
+    max_size: int = 3
+    """Maximum nodes (autoscaling upper bound)."""
+    desired_size: Optional[int] = None
+    """Initial node count (defaults to ``min_size``)."""
+    spot: bool = False
+    """Use spot / preemptible capacity."""
+    cpu: Optional[str] = None
+    """Allocatable CPU of one node (quantity); looked up from ``machine_type`` when unset."""
+    memory: Optional[str] = None
+    """Allocatable memory of one node (quantity); looked up from ``machine_type`` when unset."""
+    disk_gb: int = 50
+    """Root volume size in GB."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Kubernetes node labels."""
+
+
+class Cluster(pulumi.ComponentResource):
+    """Base class of the cluster components: the common output interface.
+
+    Subclasses set every attribute below, create ``provider`` with ``delete_unreachable=True``
+    (so deleting a cluster from config does not strand its Kubernetes resources in state) and
+    call ``register_outputs`` last.
+    """
+
+    cluster_name: pulumi.Output[str]
+    """The cluster's name as in config."""
+    cloud: pulumi.Output[str]
+    """``local``, ``aws`` or ``gcp``."""
+    region: pulumi.Output[str]
+    """Cloud region (``local`` for kind)."""
+    zones: pulumi.Output[list[str]]
+    """Zones the nodes are spread over."""
+    endpoint: pulumi.Output[str]
+    """API server URL."""
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig (secret). Cloud clusters use the exec credential plugin, so it is stable between runs."""
+    registry_url: pulumi.Output[str]
+    """Where this cluster's images are pushed (ECR / Artifact Registry / local)."""
+    workload_identity: pulumi.Output[dict[str, str]]
+    """How pods get cloud credentials: {"type": "irsa"|"workload-identity"|"none", ...}."""
+    node_cpu_millicores: pulumi.Output[int]
+    """Allocatable CPU of the default node pools at their maximum size."""
+    node_memory_mib: pulumi.Output[int]
+    """Allocatable memory of the default node pools at their maximum size."""
+
+    #: Kubernetes provider for everything deployed onto this cluster (not an output: a handle).
+    provider: k8s.Provider
+    #: Plain capacity, known at program time (footprint checks).
+    capacity: NodeCapacity
+    #: Resources that must exist before workloads (e.g. node groups); Kubernetes children depend on them.
+    ready: list[pulumi.Resource]
+
+    def _finish(self, *, name: str, cloud: str, region: pulumi.Input[str], zones: pulumi.Input[list[str]],
+                endpoint: pulumi.Input[str], kubeconfig: pulumi.Input[str], registry_url: pulumi.Input[str],
+                workload_identity: pulumi.Input[dict], capacity: NodeCapacity) -> None:
+        """Set the interface outputs and register them (called last by subclasses)."""
+        self.capacity = capacity
+        self.cluster_name = pulumi.Output.from_input(name)
+        self.cloud = pulumi.Output.from_input(cloud)
+        self.region = pulumi.Output.from_input(region)
+        self.zones = pulumi.Output.from_input(zones)
+        self.endpoint = pulumi.Output.from_input(endpoint)
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.registry_url = pulumi.Output.from_input(registry_url)
+        self.workload_identity = pulumi.Output.from_input(workload_identity)
+        self.node_cpu_millicores = pulumi.Output.from_input(capacity.cpu_millicores)
+        self.node_memory_mib = pulumi.Output.from_input(capacity.memory_mib)
+        self.register_outputs({
+            "cluster_name": self.cluster_name, "cloud": self.cloud, "region": self.region,
+            "zones": self.zones, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig,
+            "registry_url": self.registry_url, "workload_identity": self.workload_identity,
+            "node_cpu_millicores": self.node_cpu_millicores, "node_memory_mib": self.node_memory_mib,
+        })
+
+    def _make_provider(self, name: str, kubeconfig: pulumi.Input[str],
+                       depends_on: Optional[list[pulumi.Resource]] = None, **kwargs) -> k8s.Provider:
+        return k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=kubeconfig,
+            # Deleting the cluster must not leave unreachable objects in state forever.
+            delete_unreachable=True,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
+            **kwargs,
+        )
+
+
+def pools_capacity(pools: list[NodePoolSpec]) -> NodeCapacity:
+    """Total allocatable capacity of pools at their maximum size."""
+    from cnplatform.cluster.capacity import node_capacity
+
+    total = NodeCapacity(0, 0)
+    for pool in pools:
+        one = node_capacity(pool.machine_type, pool.cpu, pool.memory).times(pool.max_size)
+        total = NodeCapacity(total.cpu_millicores + one.cpu_millicores, total.memory_mib + one.memory_mib)
+    return total

@@ -1,0 +1,1 @@
+"""Stack composition, typed config and offline render of the ecommerce platform."""

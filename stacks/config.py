@@ -1,0 +1,635 @@
+"""Typed stack configuration: one pydantic model for everything a stack declares.
+
+Only this module (and the render) reads Pulumi config; components receive plain typed values.
+Every structural error (unknown key, wrong type, bad name or quantity) and every cross-reference
+error (unknown service in ``calls``, duplicate names, tier rules) is collected and reported
+together with its key path, before any resource is registered.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from typing import Any, Literal, Optional
+
+from cnplatform.quantity import is_quantity, parse_quantity
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT = "ecommerce-platform"
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Tier = Literal["dev", "staging", "prod"]
+Cloud = Literal["local", "aws", "gcp"]
+
+#: Replicas per tier when a service does not set them (prod must be >= 3: PDB + zone spread).
+TIER_REPLICAS = {"dev": 1, "staging": 2, "prod": 3}
+MIN_PROD_REPLICAS = 3
+
+
+def dns_label(value: str) -> str:
+    if len(value) > 63 or not DNS1123_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label (lower case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)"
+        )
+    return value
+
+
+def quantity(value: Any) -> str:
+    text = str(value)
+    if not is_quantity(text):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 250m, 0.5, 512Mi, 2Gi)")
+    return text
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors (with a "did you mean" hint), values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+# ----------------------------------------------------------------------------------- clusters
+
+
+class NodePoolConfig(Strict):
+    name: str = "workload"
+    machine_type: str = "m6i.large"
+    min_size: int = Field(1, ge=0)
+    max_size: int = Field(3, ge=1)
+    desired_size: Optional[int] = Field(None, ge=0)
+    spot: bool = False
+    #: Allocatable capacity of ONE node; when unset it is looked up from the machine type.
+    cpu: Optional[str] = None
+    memory: Optional[str] = None
+    disk_gb: int = Field(50, ge=20)
+    labels: dict[str, str] = {}
+
+    _name = field_validator("name")(lambda cls, v: dns_label(v))
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else quantity(v)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "NodePoolConfig":
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size ({self.min_size}) is greater than max_size ({self.max_size})")
+        if self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("desired_size must lie between min_size and max_size")
+        return self
+
+
+class LocalClusterOptions(Strict):
+    #: Pinned kind node image (digest from the kind v0.27.0 release notes).
+    node_image: str = (
+        "kindest/node:v1.31.6@sha256:28b7cbb993dfe093c76641a0c95807637213c9109b761f1d422c2400e22b8e87"
+    )
+    workers: int = Field(0, ge=0, le=5)
+    http_port: int = Field(8080, ge=1, le=65535)
+    https_port: int = Field(8443, ge=1, le=65535)
+    #: Use an existing kubeconfig context instead of creating a kind cluster.
+    existing_context: Optional[str] = None
+    kubeconfig_path: str = "~/.kube/config"
+
+
+class AwsClusterOptions(Strict):
+    vpc_cidr: str = "10.0.0.0/16"
+    #: CIDRs allowed to reach the public API endpoint (private access is always on).
+    public_access_cidrs: list[str] = ["203.0.113.0/24"]
+    #: IAM principals (role ARNs) granted cluster-admin through access entries.
+    admin_role_arns: list[str] = []
+    system_machine_type: str = "t3.large"
+
+
+class GcpClusterOptions(Strict):
+    project: str = "my-gcp-project"
+    network_cidr: str = "10.10.0.0/20"
+    pods_cidr: str = "10.20.0.0/14"
+    services_cidr: str = "10.24.0.0/20"
+    master_cidr: str = "172.16.0.0/28"
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    #: Regional control plane + nodes over the zones; zonal (first zone) when false. Prod is regional.
+    regional: Optional[bool] = None
+    master_authorized_networks: list[str] = ["203.0.113.0/24"]
+    autoscaling_profile: Literal["BALANCED", "OPTIMIZE_UTILIZATION"] = "OPTIMIZE_UTILIZATION"
+    #: Node auto-provisioning (GKE creates node pools by itself within these limits).
+    auto_provisioning: bool = False
+    auto_provisioning_max_cpu: int = 64
+    auto_provisioning_max_memory_gb: int = 256
+
+
+class ClusterConfig(Strict):
+    name: str
+    cloud: Cloud
+    region: Optional[str] = None
+    zones: list[str] = []
+    kubernetes_version: str = "1.31"
+    node_pools: list[NodePoolConfig] = []
+    local: LocalClusterOptions = LocalClusterOptions()
+    aws: AwsClusterOptions = AwsClusterOptions()
+    gcp: GcpClusterOptions = GcpClusterOptions()
+    #: Istio network name for multi-network meshes (defaults to ``network-<name>``).
+    mesh_network: Optional[str] = None
+
+    _name = field_validator("name")(lambda cls, v: dns_label(v))
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.match(r"^1\.\d{2}$", str(v)):
+            raise ValueError(f"{v!r} is not a Kubernetes minor version like '1.31'")
+        return str(v)
+
+    @model_validator(mode="after")
+    def _region(self) -> "ClusterConfig":
+        if self.cloud != "local" and not self.region:
+            raise ValueError(f"region is required for a {self.cloud} cluster")
+        if self.region is None:
+            self.region = "local"
+        return self
+
+
+# ----------------------------------------------------------------------------------- services
+
+
+class ResourceList(Strict):
+    cpu: str
+    memory: str
+    _q = field_validator("cpu", "memory", mode="before")(lambda cls, v: quantity(v))
+
+
+class Resources(Strict):
+    requests: ResourceList = ResourceList(cpu="100m", memory="128Mi")
+    limits: ResourceList = ResourceList(cpu="500m", memory="256Mi")
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> "Resources":
+        for key in ("cpu", "memory"):
+            if parse_quantity(getattr(self.limits, key)) < parse_quantity(getattr(self.requests, key)):
+                raise ValueError(f"limits.{key} is lower than requests.{key}")
+        return self
+
+
+class SecretRef(Strict):
+    """An environment variable read from a Kubernetes Secret (never a literal)."""
+
+    secret: str
+    key: str
+    _s = field_validator("secret")(lambda cls, v: dns_label(v))
+
+
+class Exposure(Strict):
+    """A public path on the mesh ingress gateway."""
+
+    path: str
+    host: str = "*"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"path {v!r} must start with '/'")
+        return v
+
+
+class DatabaseSpec(Strict):
+    """A MySQL database owned by the service."""
+
+    name: Optional[str] = None
+    storage: str = "10Gi"
+    mysql_version: str = "8.4"
+    _st = field_validator("storage")(lambda cls, v: quantity(v))
+
+
+class Slo(Strict):
+    #: Availability objective in percent over 30 days (e.g. 99.9).
+    availability: float = Field(99.9, gt=50, lt=100)
+    #: Requests slower than this count against the latency objective.
+    latency_ms: int = Field(300, gt=0)
+    #: Share of requests (percent) that must be faster than ``latency_ms``.
+    latency_target: float = Field(99.0, gt=50, lt=100)
+
+
+class Autoscaling(Strict):
+    enabled: bool = True
+    min_replicas: Optional[int] = Field(None, ge=1)
+    max_replicas: Optional[int] = Field(None, ge=1)
+    cpu_target: int = Field(70, ge=10, le=100)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Autoscaling":
+        if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})")
+        return self
+
+
+class HealthPaths(Strict):
+    liveness: str = "/healthz"
+    readiness: str = "/readyz"
+    startup: str = "/healthz"
+
+
+class Canary(Strict):
+    image: str
+    #: Percent of traffic routed to the canary; 0 (or removing ``canary``) rolls back.
+    weight: int = Field(10, ge=0, le=100)
+
+
+class TrafficPolicy(Strict):
+    """Timeouts, retries and circuit breaking (Istio DestinationRule/VirtualService)."""
+
+    timeout: str = "5s"
+    retries: int = Field(2, ge=0, le=10)
+    per_try_timeout: str = "2s"
+    max_connections: int = Field(100, ge=1)
+    max_pending_requests: int = Field(100, ge=1)
+    max_requests_per_connection: int = Field(0, ge=0)
+    consecutive_5xx_errors: int = Field(5, ge=1)
+    ejection_interval: str = "10s"
+    base_ejection_time: str = "30s"
+    max_ejection_percent: int = Field(50, ge=1, le=100)
+
+    @field_validator("timeout", "per_try_timeout", "ejection_interval", "base_ejection_time")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if not re.match(r"^\d+(\.\d+)?(ms|s|m|h)$", v):
+            raise ValueError(f"{v!r} is not a duration like 500ms, 5s, 1m")
+        return v
+
+
+class ServiceConfig(Strict):
+    name: str
+    namespace: str = "shop"
+    #: A pushed image reference; or ``build`` (a path under the repo) to build it with Docker.
+    image: Optional[str] = None
+    build: Optional[str] = None
+    port: int = Field(8080, ge=1, le=65535)
+    replicas: Optional[int] = Field(None, ge=1)
+    resources: Resources = Resources()
+    env: dict[str, str] = {}
+    secret_env: dict[str, SecretRef] = {}
+    calls: list[str] = []
+    expose: Optional[Exposure] = None
+    database: Optional[DatabaseSpec] = None
+    slo: Slo = Slo()
+    autoscaling: Autoscaling = Autoscaling()
+    health: HealthPaths = HealthPaths()
+    canary: Optional[Canary] = None
+    traffic: TrafficPolicy = TrafficPolicy()
+    #: Limit the service to some clusters (default: every cluster of the stack).
+    clusters: Optional[list[str]] = None
+
+    _names = field_validator("name", "namespace")(lambda cls, v: dns_label(v))
+
+    @field_validator("env", "secret_env")
+    @classmethod
+    def _env_names(cls, v: dict) -> dict:
+        bad = [k for k in v if not ENV_NAME.match(k)]
+        if bad:
+            raise ValueError(f"invalid environment variable name(s): {', '.join(bad)}")
+        return v
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> "ServiceConfig":
+        if bool(self.image) == bool(self.build):
+            raise ValueError("set exactly one of 'image' or 'build'")
+        return self
+
+
+# ------------------------------------------------------------------------------------- add-ons
+
+
+class IngressConfig(Strict):
+    enabled: bool = True
+    hosts: list[str] = ["*"]
+    #: TLS Secret (in istio-system) for the gateway; generated (dev) or issued by cert-manager when unset.
+    tls_secret_name: Optional[str] = None
+
+
+class MeshConfig(Strict):
+    enabled: bool = True
+    ingress: IngressConfig = IngressConfig()
+    access_logs: bool = True
+    #: REGISTRY_ONLY blocks egress to unknown hosts; defaults to REGISTRY_ONLY in prod.
+    outbound_traffic_policy: Optional[Literal["ALLOW_ANY", "REGISTRY_ONLY"]] = None
+    mesh_id: str = "ecommerce-mesh"
+    #: Render the east-west gateway for multi-primary, multi-network (on when a stack has >1 cluster).
+    east_west_gateway: Optional[bool] = None
+    consul: bool = False
+
+
+class Receiver(Strict):
+    name: str
+    type: Literal["slack", "pagerduty", "email"]
+    severity: Literal["page", "ticket"]
+    #: Stack secret (``pulumi config set --secret KEY``) holding the webhook URL / routing key / password.
+    secret_config_key: str
+    channel: Optional[str] = None
+    to: Optional[str] = None
+    smarthost: Optional[str] = None
+    from_: Optional[str] = Field(None, alias="from")
+    _n = field_validator("name")(lambda cls, v: dns_label(v))
+
+
+class MonitoringConfig(Strict):
+    enabled: bool = True
+    retention: str = "7d"
+    storage: str = "20Gi"
+    storage_class: Optional[str] = None
+    grafana_host: Optional[str] = None
+    #: Expose Grafana through the mesh ingress at this path prefix (otherwise port-forward).
+    expose_grafana: bool = False
+    receivers: list[Receiver] = []
+    _st = field_validator("storage")(lambda cls, v: quantity(v))
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, v: str) -> str:
+        if not re.match(r"^\d+(ms|s|m|h|d|w|y)$", v):
+            raise ValueError(f"{v!r} is not a Prometheus duration like 15d")
+        return v
+
+
+class CicdConfig(Strict):
+    enabled: bool = True
+    admin_user: str = "admin"
+    storage: str = "8Gi"
+    repo_url: str = "https://github.com/example/ecommerce-platform.git"
+    branch: str = "main"
+    #: Container registry the pipelines push to (defaults to the cluster's registry).
+    registry: Optional[str] = None
+    expose: bool = False
+    _st = field_validator("storage")(lambda cls, v: quantity(v))
+
+
+class KarpenterConfig(Strict):
+    enabled: bool = True
+    instance_categories: list[Literal["c", "m", "r", "t"]] = ["c", "m", "r"]
+    capacity_types: list[Literal["spot", "on-demand"]] = ["spot", "on-demand"]
+    cpu_limit: int = Field(200, ge=1)
+    memory_limit: str = "800Gi"
+    consolidation: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
+
+
+class CertManagerConfig(Strict):
+    enabled: bool = True
+    acme_email: str = "platform@example.com"
+    acme_server: str = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class AddonsConfig(Strict):
+    metrics_server: bool = True
+    cert_manager: CertManagerConfig = CertManagerConfig()
+    karpenter: KarpenterConfig = KarpenterConfig()
+
+
+class NamespaceConfig(Strict):
+    name: str
+    #: Pod Security Standards level enforced on the namespace.
+    pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
+    _n = field_validator("name")(lambda cls, v: dns_label(v))
+
+
+# --------------------------------------------------------------------------------------- stack
+
+
+class StackConfig(Strict):
+    tier: Tier
+    clusters: list[ClusterConfig] = Field(min_length=1)
+    namespaces: list[NamespaceConfig] = [NamespaceConfig(name="shop")]
+    services: list[ServiceConfig] = []
+    mesh: MeshConfig = MeshConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    cicd: CicdConfig = CicdConfig()
+    addons: AddonsConfig = AddonsConfig()
+
+    # Derived, tier-aware views (the single place tier defaults live).
+    @property
+    def protect(self) -> bool:
+        return self.tier == "prod"
+
+    def replicas(self, svc: ServiceConfig) -> int:
+        return svc.replicas if svc.replicas is not None else TIER_REPLICAS[self.tier]
+
+    def services_on(self, cluster: str) -> list[ServiceConfig]:
+        return [s for s in self.services if s.clusters is None or cluster in s.clusters]
+
+    def service(self, name: str) -> ServiceConfig:
+        return next(s for s in self.services if s.name == name)
+
+
+# -------------------------------------------------------------------------------- error report
+
+
+class ConfigError(Exception):
+    """Every problem of a stack config, each with its key path."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("\n".join(f"{path}: {msg}" for path, msg in errors))
+
+    def report(self, stack: str) -> str:
+        lines = [f"stack {stack!r}: invalid configuration ({len(self.errors)} error(s)):"]
+        lines += [f"  - {path or '<root>'}: {msg}" for path, msg in self.errors]
+        return "\n".join(lines)
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
+    """The model class that owns the last key of ``loc`` (for "did you mean")."""
+    import typing
+
+    model: Any = StackConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        for _ in range(3):  # unwrap Optional[...] / list[...] / dict[str, ...]
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                break
+            ann = args[-1] if args else ann
+        model = ann
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _structural_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    errors = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            model = _model_at(loc)
+            known = [f.alias or n for n, f in model.model_fields.items()] if model else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+            msg = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "") + (
+                f" (known keys: {', '.join(sorted(known))})" if known else "")
+        elif err["type"] == "literal_error":
+            msg = f"{msg} (got {err.get('input')!r})"
+        errors.append((_path(loc), msg))
+    return errors
+
+
+def _cross_errors(raw: dict) -> list[tuple[str, str]]:
+    """Checks across entries, on the raw data so they run even when other fields are invalid."""
+    errors: list[tuple[str, str]] = []
+
+    def names(key: str) -> list:
+        items = raw.get(key) if isinstance(raw.get(key), list) else []
+        return [i.get("name") if isinstance(i, dict) else None for i in items]
+
+    for key in ("clusters", "services", "namespaces"):
+        seen: dict = {}
+        for i, n in enumerate(names(key)):
+            if n is not None and n in seen:
+                errors.append((f"{key}[{i}].name", f"duplicate name {n!r} (also {key}[{seen[n]}])"))
+            seen.setdefault(n, i)
+
+    services = set(n for n in names("services") if n)
+    clusters = set(n for n in names("clusters") if n)
+    declared_ns = set(n for n in names("namespaces") if n) if "namespaces" in raw else {"shop"}
+    tier = raw.get("tier")
+    for i, svc in enumerate(raw.get("services") or []):
+        if not isinstance(svc, dict):
+            continue
+        for j, callee in enumerate(svc.get("calls") or []):
+            if callee not in services:
+                close = difflib.get_close_matches(str(callee), sorted(services), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                errors.append((f"services[{i}].calls[{j}]", f"calls unknown service {callee!r}{hint}"))
+            elif callee == svc.get("name"):
+                errors.append((f"services[{i}].calls[{j}]", "a service cannot call itself"))
+        for j, cl in enumerate(svc.get("clusters") or []):
+            if cl not in clusters:
+                errors.append((f"services[{i}].clusters[{j}]", f"unknown cluster {cl!r}"))
+        ns = svc.get("namespace", "shop")
+        if ns not in declared_ns:
+            errors.append((f"services[{i}].namespace", f"namespace {ns!r} is not declared in 'namespaces'"))
+        if tier == "prod":
+            reps = svc.get("replicas")
+            if isinstance(reps, int) and reps < MIN_PROD_REPLICAS:
+                errors.append((f"services[{i}].replicas",
+                               f"prod needs at least {MIN_PROD_REPLICAS} replicas (got {reps})"))
+            auto = svc.get("autoscaling") or {}
+            low = auto.get("min_replicas") if isinstance(auto, dict) else None
+            if isinstance(low, int) and low < MIN_PROD_REPLICAS:
+                errors.append((f"services[{i}].autoscaling.min_replicas",
+                               f"prod needs at least {MIN_PROD_REPLICAS} replicas (got {low})"))
+    return errors
+
+
+def parse_config(raw: dict, secret_keys: Optional[set[str]] = None) -> StackConfig:
+    """Validate raw stack config (keys without the project prefix); raise ConfigError with all errors.
+
+    ``secret_keys``: the stack's secret config keys; when given, every secret the config refers to
+    must be one of them.
+    """
+    errors: list[tuple[str, str]] = []
+    cfg = None
+    try:
+        cfg = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors += _structural_errors(exc)
+    errors += _cross_errors(raw if isinstance(raw, dict) else {})
+    if cfg is not None and secret_keys is not None:
+        for i, receiver in enumerate(cfg.monitoring.receivers):
+            if receiver.secret_config_key not in secret_keys:
+                errors.append((f"monitoring.receivers[{i}].secret_config_key", (
+                    f"no stack secret {receiver.secret_config_key!r}: run "
+                    f"`pulumi config set --secret {receiver.secret_config_key} <value>`")))
+    if cfg is not None and not errors:
+        from stacks.footprint import capacity_errors  # noqa: PLC0415 (avoids an import cycle)
+
+        errors += capacity_errors(cfg)
+    if errors:
+        raise ConfigError(errors)
+    assert cfg is not None
+    return cfg
+
+
+# --------------------------------------------------------------------------- reading the stack
+
+
+def raw_from_stack_file(doc: dict, project: str = PROJECT) -> tuple[dict, dict[str, str]]:
+    """Split a ``Pulumi.<stack>.yaml`` document into (raw config for the model, secure values).
+
+    Keys of other namespaces (``aws:region``, ``gcp:project``...) are ignored here. ``secure:``
+    values cannot be decrypted offline; they are returned separately by key.
+    """
+    raw: dict = {}
+    secure: dict[str, str] = {}
+    for key, value in ((doc or {}).get("config") or {}).items():
+        ns, _, name = key.partition(":")
+        if not name:
+            ns, name = project, key
+        if ns != project:
+            continue
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secure[name] = value["secure"]
+            continue
+        raw[name] = value
+    return raw, secure
+
+
+def load_stack_config() -> StackConfig:
+    """Read the running stack's config through ``pulumi.Config`` (used by ``__main__.py``)."""
+    import sys
+
+    import pulumi
+
+    config = pulumi.Config()
+    raw: dict = {}
+    for field, info in StackConfig.model_fields.items():
+        value = config.get(field)
+        if value is None:
+            continue
+        try:
+            raw[field] = json.loads(value) if info.annotation is not str else value
+        except json.JSONDecodeError:
+            raw[field] = value
+    for key in _unknown_project_keys(set(StackConfig.model_fields)):
+        raw[key] = config.get(key)
+    from pulumi.runtime.config import CONFIG, is_config_secret
+
+    secrets = {k.split(":", 1)[1] for k in CONFIG.get() if k.startswith(PROJECT + ":") and is_config_secret(k)}
+    try:
+        return parse_config(raw, secret_keys=secrets)
+    except ConfigError as err:
+        print(err.report(pulumi.get_stack()), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _unknown_project_keys(known: set[str]) -> list[str]:
+    """Non-secret project config keys the model does not know, so a typo is reported, not ignored.
+
+    Secret keys (``pulumi config set --secret``) are stack secrets referred to by name
+    (e.g. ``monitoring.receivers[].secret_config_key``), not model data.
+    """
+    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
+
+    return sorted(
+        k.split(":", 1)[1] for k in set(CONFIG.get()) | set(get_config_env())
+        if k.startswith(PROJECT + ":") and k.split(":", 1)[1] not in known and not is_config_secret(k)
+    )
+
+
+def secret_config_keys(cfg: StackConfig) -> set[str]:
+    """The stack secrets (config keys set with ``--secret``) a valid config refers to."""
+    return {r.secret_config_key for r in cfg.monitoring.receivers}

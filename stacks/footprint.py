@@ -1,0 +1,128 @@
+"""What the platform asks of each cluster: CPU/memory requests and limits vs node capacity.
+
+Every layer module may define ``footprint(cfg, cluster_cfg) -> list[Workload]`` (its add-ons'
+requests, taken from the same values the layer gives its chart); services are counted here.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from cnplatform.cluster.capacity import NodeCapacity, node_capacity
+from cnplatform.quantity import cpu_millicores, memory_mib
+
+#: Istio sidecar (istio-proxy) requests/limits the mesh injects into every app pod.
+SIDECAR = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+LOCAL_DEFAULT = NodeCapacity(4000, 8192)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``replicas`` pods of one workload, each with these requests/limits (millicores, MiB)."""
+
+    layer: str
+    name: str
+    replicas: int
+    cpu_request: int
+    memory_request: int
+    cpu_limit: int
+    memory_limit: int
+
+    @classmethod
+    def of(cls, layer: str, name: str, replicas: int, resources: dict) -> "Workload":
+        req, lim = resources.get("requests", {}), resources.get("limits", resources.get("requests", {}))
+        return cls(layer, name, replicas, cpu_millicores(req.get("cpu", 0)), memory_mib(req.get("memory", 0)),
+                   cpu_millicores(lim.get("cpu", 0)), memory_mib(lim.get("memory", 0)))
+
+    def total(self) -> tuple[int, int, int, int]:
+        r = self.replicas
+        return (self.cpu_request * r, self.memory_request * r, self.cpu_limit * r, self.memory_limit * r)
+
+
+def cluster_capacity(cluster_cfg) -> NodeCapacity:
+    """Allocatable capacity of a cluster at its node pools' maximum size."""
+    if cluster_cfg.cloud == "local":
+        pool = cluster_cfg.node_pools[0] if cluster_cfg.node_pools else None
+        if pool and pool.cpu and pool.memory:
+            return NodeCapacity(cpu_millicores(pool.cpu), memory_mib(pool.memory))
+        return LOCAL_DEFAULT
+    total = NodeCapacity(0, 0)
+    for pool in cluster_cfg.node_pools:
+        one = node_capacity(pool.machine_type, pool.cpu, pool.memory).times(pool.max_size)
+        total = NodeCapacity(total.cpu_millicores + one.cpu_millicores, total.memory_mib + one.memory_mib)
+    return total
+
+
+def service_workloads(cfg, cluster_cfg) -> list[Workload]:
+    out = []
+    for svc in cfg.services_on(cluster_cfg.name):
+        resources = svc.resources.model_dump()
+        replicas = cfg.replicas(svc)
+        if svc.autoscaling.enabled and svc.autoscaling.min_replicas:
+            replicas = max(replicas, svc.autoscaling.min_replicas)
+        out.append(Workload.of("services", svc.name, replicas, resources))
+        if svc.canary:
+            out.append(Workload.of("services", f"{svc.name}-canary", 1, resources))
+        if cfg.mesh.enabled:
+            out.append(Workload.of("mesh-sidecars", f"{svc.name}-istio-proxy",
+                                   replicas + (1 if svc.canary else 0), SIDECAR))
+    return out
+
+
+def workloads(cfg, cluster_cfg) -> list[Workload]:
+    from stacks.platform import LAYERS
+
+    out = service_workloads(cfg, cluster_cfg)
+    for layer in LAYERS:
+        module = importlib.import_module(f"stacks.layers.{layer}")
+        if hasattr(module, "footprint"):
+            out += module.footprint(cfg, cluster_cfg)
+    return out
+
+
+def totals(items: list[Workload]) -> tuple[int, int, int, int]:
+    sums = [0, 0, 0, 0]
+    for w in items:
+        for i, v in enumerate(w.total()):
+            sums[i] += v
+    return tuple(sums)  # type: ignore[return-value]
+
+
+def capacity_errors(cfg) -> list[tuple[str, str]]:
+    """A config whose requests exceed a cluster's allocatable capacity is invalid."""
+    errors = []
+    for i, cluster_cfg in enumerate(cfg.clusters):
+        try:
+            cap = cluster_capacity(cluster_cfg)
+        except KeyError as exc:
+            errors.append((f"clusters[{i}].node_pools", str(exc.args[0])))
+            continue
+        cpu, mem, _, _ = totals(workloads(cfg, cluster_cfg))
+        if cpu > cap.cpu_millicores or mem > cap.memory_mib:
+            errors.append((f"clusters[{i}]", (
+                f"cluster {cluster_cfg.name!r} requests {cpu}m CPU / {mem}Mi memory but its nodes offer "
+                f"{cap.cpu_millicores}m / {cap.memory_mib}Mi allocatable: raise node_pools max_size or "
+                "machine_type, or lower service replicas/requests")))
+    return errors
+
+
+def report(cfg) -> str:
+    """Human-readable footprint per cluster and layer (printed by the render)."""
+    lines = []
+    for cluster_cfg in cfg.clusters:
+        cap = cluster_capacity(cluster_cfg)
+        items = workloads(cfg, cluster_cfg)
+        lines.append(f"footprint {cluster_cfg.name} ({cluster_cfg.cloud}): "
+                     f"allocatable {cap.cpu_millicores}m CPU / {cap.memory_mib}Mi")
+        by_layer: dict[str, list[Workload]] = {}
+        for w in items:
+            by_layer.setdefault(w.layer, []).append(w)
+        for layer in sorted(by_layer):
+            cr, mr, cl, ml = totals(by_layer[layer])
+            lines.append(f"  {layer:<16} requests {cr:>6}m {mr:>7}Mi   limits {cl:>6}m {ml:>7}Mi")
+        cr, mr, cl, ml = totals(items)
+        pct_c = 100 * cr / cap.cpu_millicores if cap.cpu_millicores else 0
+        pct_m = 100 * mr / cap.memory_mib if cap.memory_mib else 0
+        lines.append(f"  {'TOTAL':<16} requests {cr:>6}m {mr:>7}Mi   limits {cl:>6}m {ml:>7}Mi   "
+                     f"({pct_c:.0f}% CPU, {pct_m:.0f}% memory of allocatable)")
+    return "\n".join(lines)

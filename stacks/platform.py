@@ -1,0 +1,77 @@
+"""The composition: per cluster, the layers of the platform in dependency order.
+
+``__main__.py`` and the offline render both call :func:`build_platform`. Each layer is a module
+of ``stacks.layers`` with ``deploy(ctx)``; layers share what later layers need through ``ctx``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from cnplatform.cluster.base import Cluster
+from cnplatform.cluster.baseline import ClusterBaseline, ClusterBaselineArgs, NamespaceSpec
+from stacks.clusters import create_cluster
+from stacks.config import ClusterConfig, StackConfig
+
+#: Layers after cluster + baseline, in order. Each is ``stacks.layers.<name>.deploy(ctx)``.
+LAYERS: list[str] = []
+
+
+@dataclass
+class ClusterContext:
+    """What one cluster's layers share."""
+
+    cfg: StackConfig
+    cluster_cfg: ClusterConfig
+    cluster: Cluster
+    baseline: ClusterBaseline
+    #: Components created by earlier layers, by role (e.g. "mesh", "monitoring", "services").
+    parts: dict[str, Any] = field(default_factory=dict)
+    #: Extra stack outputs of this cluster.
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.cluster_cfg.name
+
+    def k8s_opts(self, *depends_on: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
+        """Options for anything deployed onto this cluster: its provider, after the cluster is ready."""
+        return pulumi.ResourceOptions(
+            provider=self.cluster.provider,
+            depends_on=[*self.cluster.ready, *depends_on],
+            **kwargs,
+        )
+
+
+def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig) -> ClusterContext:
+    cluster = create_cluster(cfg, cluster_cfg)
+    baseline = ClusterBaseline(
+        f"{cluster_cfg.name}-baseline",
+        ClusterBaselineArgs(
+            namespaces=[NamespaceSpec(ns.name, ns.pod_security) for ns in cfg.namespaces],
+            mesh_injection=cfg.mesh.enabled,
+        ),
+        opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=cluster.ready),
+    )
+    ctx = ClusterContext(cfg=cfg, cluster_cfg=cluster_cfg, cluster=cluster, baseline=baseline)
+    for layer in LAYERS:
+        importlib.import_module(f"stacks.layers.{layer}").deploy(ctx)
+    return ctx
+
+
+def build_platform(cfg: StackConfig) -> dict[str, Any]:
+    """Create every cluster of the stack with its platform; return the stack outputs."""
+    clusters, kubeconfigs = {}, {}
+    for cluster_cfg in cfg.clusters:
+        ctx = build_cluster(cfg, cluster_cfg)
+        c = ctx.cluster
+        clusters[cluster_cfg.name] = {
+            "cloud": c.cloud, "region": c.region, "zones": c.zones, "endpoint": c.endpoint,
+            "registry_url": c.registry_url, "workload_identity": c.workload_identity, **ctx.outputs,
+        }
+        kubeconfigs[cluster_cfg.name] = c.kubeconfig
+    # Kubeconfigs apart, so a StackReference reads the rest of a cluster's outputs as plain values.
+    return {"tier": cfg.tier, "clusters": clusters, "kubeconfigs": pulumi.Output.secret(kubeconfigs)}

@@ -1,0 +1,191 @@
+"""Offline render: run the stack's composition under mocks and write what it would create.
+
+    python -m stacks.render --stack NAME [--config PATH] --out DIR
+
+Writes ``plan.json`` (every resource: urn, type, name, parent, provider, depends_on, protect,
+inputs; stack outputs; secrets shown as "[secret]"), ``manifests/<cluster>/<ns|_cluster>/<Kind>-<name>.yaml``,
+``helm/<cluster>/<chart>.yaml`` + ``charts.json``, ``iam/<name>.iam.json``. Prints a summary and
+the footprint. A bad config exits 2 with every error on stderr and writes nothing. Deterministic.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from stacks.config import PROJECT, ConfigError, parse_config, raw_from_stack_file, secret_config_keys
+from stacks.offline import Capture, Registration, run_stack, unwrap
+
+SECRET_MASK = "[secret]"
+HELM_CHART_TYPES = ("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Release")
+NOT_MANIFESTS = ("kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
+#: Kubernetes kinds without a namespace.
+CLUSTER_SCOPED = {
+    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass",
+    "PriorityClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "ClusterIssuer",
+    "NodePool", "EC2NodeClass", "PersistentVolume", "APIService", "IngressClass", "RuntimeClass",
+}
+#: aws resource inputs that hold IAM policy documents.
+IAM_POLICY_INPUTS = ("policy", "assumeRolePolicy")
+
+
+class Yaml(yaml.SafeDumper):
+    """Block-style YAML with multi-line strings as literal blocks (readable dashboards and JCasC)."""
+
+
+def _str(dumper: yaml.SafeDumper, data: str):
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+Yaml.add_representer(str, _str)
+
+
+def dump_yaml(doc: Any) -> str:
+    return yaml.dump(doc, Dumper=Yaml, sort_keys=True, default_flow_style=False, allow_unicode=True, width=120)
+
+
+def load_stack_file(stack: str, path: Optional[str]) -> dict:
+    file = Path(path) if path else Path(__file__).resolve().parent.parent / f"Pulumi.{stack}.yaml"
+    return yaml.safe_load(file.read_text()) or {}
+
+
+# ----------------------------------------------------------------------------------- converters
+
+
+def is_k8s_object(reg: Registration) -> bool:
+    return reg.custom and reg.type.startswith("kubernetes:") and not reg.type.startswith(NOT_MANIFESTS)
+
+
+def manifest_of(reg: Registration) -> dict:
+    """A Kubernetes manifest from the resource's inputs (type token gives apiVersion and kind)."""
+    _, group_version, kind = reg.type.split(":")
+    group, version = group_version.split("/")
+    api_version = version if group == "core" else f"{group}/{version}"
+    body = unwrap({k: v for k, v in reg.inputs.items() if k not in ("apiVersion", "kind")})
+    return {"apiVersion": api_version, "kind": kind, **body}
+
+
+def iam_documents(reg: Registration) -> dict[str, Any]:
+    docs = {}
+    if not reg.type.startswith("aws:"):
+        return docs
+    for key in IAM_POLICY_INPUTS:
+        value = unwrap(reg.inputs.get(key))
+        if isinstance(value, str) and value.strip().startswith("{"):
+            docs[reg.name if key == "policy" else f"{reg.name}-trust"] = json.loads(value)
+    return docs
+
+
+def plan(capture: Capture) -> dict:
+    resources = [{
+        "urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent or None,
+        "provider": r.provider_urn or None, "depends_on": r.depends_on, "protect": r.protect,
+        "inputs": unwrap(r.inputs, mask=SECRET_MASK),
+    } for r in capture.resources]
+    return {"project": capture.project, "stack": capture.stack, "resources": resources,
+            "outputs": unwrap(capture.outputs, mask=SECRET_MASK)}
+
+
+def render(capture: Capture, out: Path) -> dict[str, Counter]:
+    """Write the render into ``out``; return resource counts by type per cluster."""
+    files: dict[Path, str] = {}
+    summary: dict[str, Counter] = defaultdict(Counter)
+    charts: dict[str, list[dict]] = defaultdict(list)
+    for reg in capture.resources:
+        if reg.type.startswith("kubernetes:") and reg.type != "pulumi:providers:kubernetes":
+            cluster = capture.cluster_of(reg)
+        else:
+            cluster = "_cloud" if reg.type.startswith(("aws:", "gcp:")) else "_stack"
+        summary[cluster][reg.type] += 1
+        if is_k8s_object(reg):
+            doc = manifest_of(reg)
+            meta = doc.get("metadata") or {}
+            ns = "_cluster" if doc["kind"] in CLUSTER_SCOPED else meta.get("namespace", "default")
+            path = out / "manifests" / cluster / ns / f"{doc['kind']}-{meta.get('name', reg.name)}.yaml"
+            if path in files:
+                raise SystemExit(f"render: two objects map to {path.relative_to(out)}")
+            files[path] = dump_yaml(doc)
+        elif reg.type in HELM_CHART_TYPES:
+            charts[cluster].append(_chart_entry(reg))
+        for name, doc in iam_documents(reg).items():
+            files[out / "iam" / f"{name}.iam.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    for cluster, entries in charts.items():
+        counts = Counter(e["chart"] for e in entries)
+        for entry in sorted(entries, key=lambda e: e["name"]):
+            values = entry.pop("_values")
+            stem = entry["chart"] if counts[entry["chart"]] == 1 else f"{entry['chart']}.{entry['name']}"
+            entry["valuesFile"] = f"{stem}.yaml"
+            files[out / "helm" / cluster / entry["valuesFile"]] = dump_yaml(values)
+        files[out / "helm" / cluster / "charts.json"] = json.dumps(
+            {"releases": sorted(entries, key=lambda e: e["name"])}, indent=2, sort_keys=True) + "\n"
+    files[out / "plan.json"] = json.dumps(plan(capture), indent=2, sort_keys=True) + "\n"
+    if out.exists():
+        shutil.rmtree(out)
+    for path, text in sorted(files.items()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return summary
+
+
+def _chart_entry(reg: Registration) -> dict:
+    inputs = unwrap(reg.inputs)
+    repo = (inputs.get("repositoryOpts") or {}).get("repo") or ""
+    chart = str(inputs.get("chart", reg.name))
+    if chart.startswith("oci://"):
+        repo, chart = chart.rsplit("/", 1)
+    return {"name": inputs.get("name") or reg.name, "chart": chart, "version": inputs.get("version"),
+            "repo": repo, "namespace": inputs.get("namespace", "default"), "_values": inputs.get("values") or {}}
+
+
+# -------------------------------------------------------------------------------------------- cli
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.split("\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+    parser.add_argument("--config", help="a stack config file in the Pulumi.<stack>.yaml format")
+    parser.add_argument("--out", required=True, help="output directory (replaced)")
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    args = parser.parse_args(argv)
+
+    doc = load_stack_file(args.stack, args.config)
+    raw, secure = raw_from_stack_file(doc, PROJECT)
+    try:
+        cfg = parse_config(raw)
+    except ConfigError as err:
+        print(err.report(args.stack), file=sys.stderr)
+        return 2
+    for key in sorted(secret_config_keys(cfg) - set(secure)):
+        # `pulumi up` refuses a stack without them; offline they are placeholders like any secret.
+        print(f"warning: stack secret {key!r} is not set (pulumi config set --secret {key} ...); "
+              "rendering a placeholder", file=sys.stderr)
+        secure[key] = "unset"
+    capture = run_stack(cfg, stack=args.stack, raw=raw, secure=secure)
+    summary = render(capture, Path(args.out))
+    if not args.quiet:
+        print(format_summary(args.stack, summary, args.out))
+        from stacks.footprint import report
+
+        print(report(cfg))
+    return 0
+
+
+def format_summary(stack: str, summary: dict[str, Counter], out: str) -> str:
+    total = sum(sum(c.values()) for c in summary.values())
+    lines = [f"rendered stack {stack!r}: {total} resources -> {out}"]
+    for cluster in sorted(summary):
+        lines.append(f"  {cluster}: {sum(summary[cluster].values())}")
+        for type_, n in sorted(summary[cluster].items()):
+            lines.append(f"    {n:>4}  {type_}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
