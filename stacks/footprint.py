@@ -5,7 +5,6 @@ requests, taken from the same values the layer gives its chart); services are co
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from cnplatform.cluster.capacity import NodeCapacity, node_capacity
@@ -70,11 +69,10 @@ def service_workloads(cfg, cluster_cfg) -> list[Workload]:
 
 
 def workloads(cfg, cluster_cfg) -> list[Workload]:
-    from stacks.platform import LAYERS
+    from stacks.platform import _layer_modules
 
     out = service_workloads(cfg, cluster_cfg)
-    for layer in LAYERS:
-        module = importlib.import_module(f"stacks.layers.{layer}")
+    for module in _layer_modules():
         if hasattr(module, "footprint"):
             out += module.footprint(cfg, cluster_cfg)
     return out

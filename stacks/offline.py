@@ -245,15 +245,27 @@ class Capture:
         return [r for r in self.resources if r.type == type_]
 
     def cluster_of(self, reg: Registration) -> str:
-        """The cluster a Kubernetes object belongs to, from its provider's owning cluster component."""
-        index = {r.urn: r for r in self.resources}
-        provider = index.get(reg.provider_urn)
-        node = provider
+        """The cluster a resource belongs to: for Kubernetes objects the cluster owning their provider,
+        otherwise the cluster component among its ancestors; ``_stack`` when none."""
+        index = self._index()
+        if reg.type.startswith("kubernetes:") and reg.provider_urn in index:
+            provider = index[reg.provider_urn]
+            return self._owning_cluster(provider, index) or provider.name.removesuffix("-k8s")
+        return self._owning_cluster(reg, index) or "_stack"
+
+    def _index(self) -> dict[str, Registration]:
+        if not hasattr(self, "_by_urn"):
+            self._by_urn = {r.urn: r for r in self.resources}
+        return self._by_urn
+
+    @staticmethod
+    def _owning_cluster(reg: Registration, index: dict) -> Optional[str]:
+        node = reg
         while node is not None:
             if node.type.startswith("cnplatform:cluster:") and node.type.endswith("Cluster"):
                 return node.name
             node = index.get(node.parent)
-        return provider.name.removesuffix("-k8s") if provider else "_default"
+        return None
 
 
 def flatten_config(raw: dict, secure: dict[str, str], project: str = PROJECT) -> tuple[dict, list[str]]:

@@ -99,10 +99,7 @@ def render(capture: Capture, out: Path) -> dict[str, Counter]:
     summary: dict[str, Counter] = defaultdict(Counter)
     charts: dict[str, list[dict]] = defaultdict(list)
     for reg in capture.resources:
-        if reg.type.startswith("kubernetes:") and reg.type != "pulumi:providers:kubernetes":
-            cluster = capture.cluster_of(reg)
-        else:
-            cluster = "_cloud" if reg.type.startswith(("aws:", "gcp:")) else "_stack"
+        cluster = capture.cluster_of(reg)
         summary[cluster][reg.type] += 1
         if is_k8s_object(reg):
             doc = manifest_of(reg)
