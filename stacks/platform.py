@@ -39,6 +39,8 @@ class ClusterContext:
     baseline: ClusterBaseline
     #: Components created by earlier layers, by role (e.g. "mesh", "monitoring", "services").
     parts: dict[str, Any] = field(default_factory=dict)
+    #: Stack-wide objects shared by every cluster (e.g. the mesh root CA), one dict per stack.
+    shared: dict[str, Any] = field(default_factory=dict)
     #: Extra stack outputs of this cluster.
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -55,7 +57,7 @@ class ClusterContext:
         )
 
 
-def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig) -> ClusterContext:
+def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, shared: dict[str, Any]) -> ClusterContext:
     cluster = create_cluster(cfg, cluster_cfg)
     baseline = ClusterBaseline(
         f"{cluster_cfg.name}-baseline",
@@ -65,7 +67,7 @@ def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig) -> ClusterContex
         ),
         opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=cluster.ready),
     )
-    ctx = ClusterContext(cfg=cfg, cluster_cfg=cluster_cfg, cluster=cluster, baseline=baseline)
+    ctx = ClusterContext(cfg=cfg, cluster_cfg=cluster_cfg, cluster=cluster, baseline=baseline, shared=shared)
     for module in _layer_modules():
         module.deploy(ctx)
     return ctx
@@ -73,9 +75,9 @@ def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig) -> ClusterContex
 
 def build_platform(cfg: StackConfig) -> dict[str, Any]:
     """Create every cluster of the stack with its platform; return the stack outputs."""
-    clusters, kubeconfigs = {}, {}
+    clusters, kubeconfigs, shared = {}, {}, {}
     for cluster_cfg in cfg.clusters:
-        ctx = build_cluster(cfg, cluster_cfg)
+        ctx = build_cluster(cfg, cluster_cfg, shared)
         c = ctx.cluster
         clusters[cluster_cfg.name] = {
             "cloud": c.cloud, "region": c.region, "zones": c.zones, "endpoint": c.endpoint,
