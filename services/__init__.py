@@ -1,0 +1,4 @@
+"""services/ is a package so its tests import as ``services.tests.*``.
+
+(No clash with the repository-level ``tests`` package.)
+"""

@@ -1,0 +1,1 @@
+"""The payment service (entry point: app.py)."""

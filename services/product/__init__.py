@@ -1,0 +1,1 @@
+"""The product service (entry point: app.py)."""

@@ -1,0 +1,1 @@
+"""Tests of the e-commerce services (see ../README.md)."""
