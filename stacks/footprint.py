@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnplatform.cluster.capacity import NodeCapacity, node_capacity
+from cnplatform.cluster.capacity import NodeCapacity, karpenter_capacity, node_capacity
 from cnplatform.quantity import cpu_millicores, memory_mib
 
 #: Istio sidecar (istio-proxy) requests/limits the mesh injects into every app pod.
@@ -38,8 +38,8 @@ class Workload:
         return (self.cpu_request * r, self.memory_request * r, self.cpu_limit * r, self.memory_limit * r)
 
 
-def cluster_capacity(cluster_cfg) -> NodeCapacity:
-    """Allocatable capacity of a cluster at its node pools' maximum size."""
+def cluster_capacity(cluster_cfg, cfg=None) -> NodeCapacity:
+    """Allocatable capacity of a cluster at its node pools' maximum size (+ Karpenter's limits on EKS)."""
     if cluster_cfg.cloud == "local":
         pool = cluster_cfg.node_pools[0] if cluster_cfg.node_pools else None
         if pool and pool.cpu and pool.memory:
@@ -49,6 +49,10 @@ def cluster_capacity(cluster_cfg) -> NodeCapacity:
     for pool in cluster_cfg.node_pools:
         one = node_capacity(pool.machine_type, pool.cpu, pool.memory).times(pool.max_size)
         total = NodeCapacity(total.cpu_millicores + one.cpu_millicores, total.memory_mib + one.memory_mib)
+    karpenter = cfg.addons.karpenter if cfg is not None else None
+    if cluster_cfg.cloud == "aws" and karpenter is not None and karpenter.enabled:
+        extra = karpenter_capacity(karpenter.cpu_limit, karpenter.memory_limit)
+        total = NodeCapacity(total.cpu_millicores + extra.cpu_millicores, total.memory_mib + extra.memory_mib)
     return total
 
 
@@ -69,10 +73,10 @@ def service_workloads(cfg, cluster_cfg) -> list[Workload]:
 
 
 def workloads(cfg, cluster_cfg) -> list[Workload]:
-    from stacks.platform import _layer_modules
+    from stacks.platform import layer_modules
 
     out = service_workloads(cfg, cluster_cfg)
-    for module in _layer_modules():
+    for module in layer_modules():
         if hasattr(module, "footprint"):
             out += module.footprint(cfg, cluster_cfg)
     return out
@@ -91,7 +95,7 @@ def capacity_errors(cfg) -> list[tuple[str, str]]:
     errors = []
     for i, cluster_cfg in enumerate(cfg.clusters):
         try:
-            cap = cluster_capacity(cluster_cfg)
+            cap = cluster_capacity(cluster_cfg, cfg)
         except KeyError as exc:
             errors.append((f"clusters[{i}].node_pools", str(exc.args[0])))
             continue
@@ -108,7 +112,7 @@ def report(cfg) -> str:
     """Human-readable footprint per cluster and layer (printed by the render)."""
     lines = []
     for cluster_cfg in cfg.clusters:
-        cap = cluster_capacity(cluster_cfg)
+        cap = cluster_capacity(cluster_cfg, cfg)
         items = workloads(cfg, cluster_cfg)
         lines.append(f"footprint {cluster_cfg.name} ({cluster_cfg.cloud}): "
                      f"allocatable {cap.cpu_millicores}m CPU / {cap.memory_mib}Mi")

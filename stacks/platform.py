@@ -20,13 +20,9 @@ from stacks.config import ClusterConfig, StackConfig
 LAYERS: list[str] = ["addons", "mesh", "ingress_certificate", "monitoring", "services", "cicd"]
 
 
-def _layer_modules():
-    # TEMPORARY while layers are being written in parallel: skip layers whose module does not exist yet.
-    import importlib.util
-
-    for layer in LAYERS:
-        if importlib.util.find_spec(f"stacks.layers.{layer}") is not None:
-            yield importlib.import_module(f"stacks.layers.{layer}")
+def layer_modules():
+    """The layer modules in order (imported on first use)."""
+    return [importlib.import_module(f"stacks.layers.{layer}") for layer in LAYERS]
 
 
 @dataclass
@@ -68,7 +64,7 @@ def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, shared: dict[str
         opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=cluster.ready),
     )
     ctx = ClusterContext(cfg=cfg, cluster_cfg=cluster_cfg, cluster=cluster, baseline=baseline, shared=shared)
-    for module in _layer_modules():
+    for module in layer_modules():
         module.deploy(ctx)
     return ctx
 

@@ -79,7 +79,9 @@ def iam_documents(reg: Registration) -> dict[str, Any]:
     for key in IAM_POLICY_INPUTS:
         value = unwrap(reg.inputs.get(key))
         if isinstance(value, str) and value.strip().startswith("{"):
-            docs[reg.name if key == "policy" else f"{reg.name}-trust"] = json.loads(value)
+            doc = json.loads(value)
+            if "Statement" in doc:  # IAM policy language (not e.g. an ECR lifecycle policy)
+                docs[reg.name if key == "policy" else f"{reg.name}-trust"] = doc
     return docs
 
 
@@ -149,7 +151,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--config", help="a stack config file in the Pulumi.<stack>.yaml format")
     parser.add_argument("--out", required=True, help="output directory (replaced)")
-    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     args = parser.parse_args(argv)
 
     doc = load_stack_file(args.stack, args.config)

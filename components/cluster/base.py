@@ -78,8 +78,12 @@ class Cluster(pulumi.ComponentResource):
 
     def _finish(self, *, name: str, cloud: str, region: pulumi.Input[str], zones: pulumi.Input[list[str]],
                 endpoint: pulumi.Input[str], kubeconfig: pulumi.Input[str], registry_url: pulumi.Input[str],
-                workload_identity: pulumi.Input[dict], capacity: NodeCapacity) -> None:
-        """Set the interface outputs and register them (called last by subclasses)."""
+                workload_identity: pulumi.Input[dict], capacity: NodeCapacity,
+                extra_outputs: Optional[dict] = None) -> None:
+        """Set the interface outputs and register them (called last by subclasses).
+
+        ``extra_outputs``: implementation-specific outputs (already set as attributes) registered too.
+        """
         self.capacity = capacity
         self.cluster_name = pulumi.Output.from_input(name)
         self.cloud = pulumi.Output.from_input(cloud)
@@ -96,6 +100,7 @@ class Cluster(pulumi.ComponentResource):
             "zones": self.zones, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig,
             "registry_url": self.registry_url, "workload_identity": self.workload_identity,
             "node_cpu_millicores": self.node_cpu_millicores, "node_memory_mib": self.node_memory_mib,
+            **(extra_outputs or {}),
         })
 
     def _make_provider(self, name: str, kubeconfig: pulumi.Input[str],

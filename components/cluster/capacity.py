@@ -43,3 +43,10 @@ def node_capacity(machine_type: str, cpu: str | None = None, memory: str | None 
     if machine_type not in ALLOCATABLE:
         raise KeyError(f"unknown machine type {machine_type!r}: set the pool's cpu and memory explicitly")
     return ALLOCATABLE[machine_type]
+
+
+def karpenter_capacity(cpu_limit: int, memory_limit: str) -> NodeCapacity:
+    """Upper bound of what Karpenter may add (its NodePool limits)."""
+    from cnplatform.quantity import memory_mib
+
+    return NodeCapacity(cpu_limit * 1000, memory_mib(memory_limit))

@@ -1,0 +1,434 @@
+"""EKS cluster with raw pulumi-aws: VPC over up to 3 zones, private managed node groups, IRSA, KMS, logs.
+
+Why not pulumi-eks / awsx: see docs/decisions.md ("EKS with raw pulumi-aws"). Imported only by
+``stacks.clusters_aws`` (the dev path never loads ``pulumi_aws``).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import yaml
+
+from cnplatform.cluster import iam
+from cnplatform.cluster.base import Cluster, NodePoolSpec, pools_capacity
+from cnplatform.naming import MANAGED_BY, type_token
+
+#: Control-plane log types shipped to CloudWatch.
+CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+#: Managed add-on versions pinned per Kubernetes minor (bump with `aws eks describe-addon-versions`).
+ADDON_VERSIONS: dict[str, dict[str, str]] = {
+    "1.30": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.30.7-eksbuild.2",
+             "coredns": "v1.11.4-eksbuild.2", "aws-ebs-csi-driver": "v1.38.1-eksbuild.1"},
+    "1.31": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.31.3-eksbuild.2",
+             "coredns": "v1.11.4-eksbuild.2", "aws-ebs-csi-driver": "v1.38.1-eksbuild.1"},
+    "1.32": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.32.0-eksbuild.2",
+             "coredns": "v1.11.4-eksbuild.2", "aws-ebs-csi-driver": "v1.38.1-eksbuild.1"},
+}
+#: Add-ons installed before the node groups (networking), the others after (they need nodes).
+ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy")
+#: SHA-1 of the root CA of the EKS OIDC issuers' TLS chain. IAM no longer uses it for OIDC providers
+#: whose certificate chains to a well-known root CA (it trusts its own CA library), but the API still
+#: accepts a list, and a fixed value keeps the provider free of a TLS lookup (stable, offline-testable).
+EKS_OIDC_THUMBPRINTS = ["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"]
+#: The EBS CSI driver's controller service account (the managed add-on's default).
+EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
+AMI_TYPE = "AL2023_x86_64_STANDARD"
+#: Label every managed node group puts on its nodes (Karpenter's controller selects the system group).
+NODE_POOL_LABEL = "cnplatform.io/node-pool"
+SYSTEM_POOL = "system"
+SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+#: Tag Karpenter's EC2NodeClass selects subnets and security groups by.
+DISCOVERY_TAG = "karpenter.sh/discovery"
+MAX_ZONES = 3
+
+
+@dataclass
+class EksClusterArgs:
+    """Inputs of :class:`EksCluster`."""
+
+    region: str
+    """AWS region (e.g. ``us-east-1``)."""
+    kubernetes_version: str = "1.31"
+    """Pinned Kubernetes minor of the control plane and node groups."""
+    zones: list[str] = field(default_factory=list)
+    """Availability zones (at most 3); the region's first 3 available zones when empty."""
+    vpc_cidr: str = "10.0.0.0/16"
+    """VPC CIDR: a quarter per zone for private subnets, /20-sized public subnets in the last quarter."""
+    nat_per_zone: bool = True
+    """One NAT gateway per zone (zone-independent egress, prod) or one for the VPC (cheaper, staging)."""
+    public_access_cidrs: list[str] = field(default_factory=lambda: ["203.0.113.0/24"])
+    """CIDRs allowed to reach the public API endpoint (private endpoint access is always on)."""
+    admin_role_arns: list[str] = field(default_factory=list)
+    """IAM role ARNs granted cluster-admin via access entries (when empty, the creator is bootstrapped as admin)."""
+    system_machine_type: str = "t3.large"
+    """Instance type of the tainted ``system`` node group (CoreDNS, Karpenter)."""
+    system_min_size: int = 2
+    """Minimum nodes of the system group (2: the Karpenter controller's 2 replicas spread over zones)."""
+    system_max_size: int = 3
+    """Maximum nodes of the system group."""
+    node_pools: list[NodePoolSpec] = field(default_factory=list)
+    """Workload managed node groups."""
+    log_retention_days: int = 90
+    """Retention of the control-plane log group."""
+    deletion_protection: bool = False
+    """EKS deletion protection (AWS-side guard, in addition to Pulumi ``protect``)."""
+    addon_versions: dict[str, str] = field(default_factory=dict)
+    """Overrides of the pinned managed add-on versions (by add-on name)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Extra tags on every AWS resource."""
+
+
+def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """(private, public) CIDRs: private subnets take a quarter of the VPC each (room for VPC-CNI pod IPs),
+    public ones a sixteenth each, carved from the last quarter."""
+    if not 1 <= zones <= MAX_ZONES:
+        raise ValueError(f"an EKS VPC spans 1 to {MAX_ZONES} zones (got {zones})")
+    quarters = list(ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2))
+    private = [str(q) for q in quarters[:zones]]
+    public = [str(s) for s in list(quarters[3].subnets(prefixlen_diff=2))[:zones]]
+    return private, public
+
+
+def nat_gateway_count(zones: int, nat_per_zone: bool) -> int:
+    return zones if nat_per_zone else 1
+
+
+def addon_versions(kubernetes_version: str, overrides: Optional[dict[str, str]] = None) -> dict[str, str]:
+    if kubernetes_version not in ADDON_VERSIONS:
+        raise ValueError(f"no pinned EKS add-on versions for Kubernetes {kubernetes_version}: "
+                         f"add them to ADDON_VERSIONS (known: {', '.join(sorted(ADDON_VERSIONS))})")
+    return {**ADDON_VERSIONS[kubernetes_version], **(overrides or {})}
+
+
+def subnet_tags(cluster: str, public: bool) -> dict[str, str]:
+    """Tags the AWS Load Balancer Controller / cloud provider and Karpenter discover subnets by."""
+    tags = {f"kubernetes.io/cluster/{cluster}": "shared"}
+    if public:
+        tags["kubernetes.io/role/elb"] = "1"
+    else:
+        tags["kubernetes.io/role/internal-elb"] = "1"
+        tags[DISCOVERY_TAG] = cluster
+    return tags
+
+
+def eks_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that holds no credential: ``aws eks get-token`` (exec plugin) mints a short-lived
+    token on every use, so the document only depends on endpoint, CA and name (stable between runs)."""
+    return yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+            "interactiveMode": "Never",
+        }}}],
+    }, sort_keys=False)
+
+
+def ecr_registry_url(account_id: str, region: str) -> str:
+    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+
+
+class EksCluster(Cluster):
+    """An EKS cluster in its own VPC, reachable by Pulumi through the public endpoint (allow-listed CIDRs).
+
+    Besides the cluster interface it exposes what other AWS components (RDS, ECR, Karpenter) build on:
+    ``vpc_id``, ``private_subnet_ids``, ``public_subnet_ids``, ``vpc_cidr``, ``cluster_security_group_id``,
+    ``node_security_group_id``, ``oidc_provider_arn``, ``oidc_provider_url``, ``node_role_arn``,
+    ``eks_cluster_name``, and the handles ``aws_provider`` (= ``cloud_provider``), ``account_id``, ``partition``.
+    """
+
+    vpc_id: pulumi.Output[str]
+    """VPC id."""
+    private_subnet_ids: pulumi.Output[list[str]]
+    """Private subnets (one per zone): nodes, internal load balancers, databases."""
+    public_subnet_ids: pulumi.Output[list[str]]
+    """Public subnets (one per zone): internet-facing load balancers and the NAT gateways."""
+    cluster_security_group_id: pulumi.Output[str]
+    """The EKS-managed cluster security group (control plane ENIs and every node)."""
+    node_security_group_id: pulumi.Output[str]
+    """Security group of every node (managed groups and Karpenter): allow database ports from it."""
+    oidc_provider_arn: pulumi.Output[str]
+    """IAM OIDC provider of the cluster (IRSA trust policies' Federated principal)."""
+    oidc_provider_url: pulumi.Output[str]
+    """OIDC issuer URL (``https://oidc.eks.<region>.amazonaws.com/id/<ID>``)."""
+    node_role_arn: pulumi.Output[str]
+    """IAM role of the managed node groups."""
+    eks_cluster_name: pulumi.Output[str]
+    """The EKS cluster name (as AWS knows it)."""
+    kms_key_arn: pulumi.Output[str]
+    """KMS key that envelope-encrypts Kubernetes Secrets."""
+
+    #: Plain values, known at program time.
+    vpc_cidr: str
+    account_id: str
+    partition: str
+    aws_provider: aws.Provider
+    #: The same provider under the name every cloud cluster uses (databases, registries use it).
+    cloud_provider: aws.Provider
+    node_groups: dict[str, aws.eks.NodeGroup]
+    addons: dict[str, aws.eks.Addon]
+    #: The cluster's Karpenter (``cnplatform.cluster.karpenter.Karpenter``), set by stacks.clusters_aws.
+    karpenter: Optional[pulumi.ComponentResource] = None
+
+    def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("cluster", "EksCluster"), name, None, opts)
+        region = args.region
+        tags = {"cnplatform.io/cluster": name, "app.kubernetes.io/managed-by": MANAGED_BY, **args.tags}
+        self.aws_provider = aws.Provider(f"{name}-aws", region=region, default_tags={"tags": tags},
+                                         opts=pulumi.ResourceOptions(parent=self))
+        self.cloud_provider = self.aws_provider
+        child = pulumi.ResourceOptions(parent=self, provider=self.aws_provider)
+        invoke = pulumi.InvokeOptions(parent=self, provider=self.aws_provider)
+
+        def opts_(*depends_on: pulumi.Resource, **kw) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(depends_on), **kw))
+
+        identity = aws.get_caller_identity(opts=invoke)
+        self.account_id = identity.account_id
+        self.partition = aws.get_partition(opts=invoke).partition
+        zones = list(args.zones) or aws.get_availability_zones(state="available", region=region, opts=invoke).names
+        zones = zones[:MAX_ZONES]
+        versions = addon_versions(args.kubernetes_version, args.addon_versions)
+        self.vpc_cidr = args.vpc_cidr
+
+        # ------------------------------------------------------------------------------ network
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.vpc_cidr, enable_dns_hostnames=True,
+                          enable_dns_support=True, region=region, tags={"Name": name}, opts=child)
+        private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(zones))
+        public, private = [], []
+        for zone, pub_cidr, priv_cidr in zip(zones, public_cidrs, private_cidrs):
+            public.append(aws.ec2.Subnet(
+                f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=pub_cidr, availability_zone=zone,
+                map_public_ip_on_launch=False, region=region,
+                tags={"Name": f"{name}-public-{zone}", **subnet_tags(name, public=True)}, opts=child))
+            private.append(aws.ec2.Subnet(
+                f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=priv_cidr, availability_zone=zone,
+                region=region, tags={"Name": f"{name}-private-{zone}", **subnet_tags(name, public=False)},
+                opts=child))
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, region=region, tags={"Name": name}, opts=child)
+        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, region=region,
+                                       tags={"Name": f"{name}-public"}, opts=child)
+        aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
+                      gateway_id=igw.id, region=region, opts=child)
+        for zone, subnet in zip(zones, public):
+            aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id,
+                                          region=region, opts=child)
+        nats = []
+        for i in range(nat_gateway_count(len(zones), args.nat_per_zone)):
+            zone = zones[i]
+            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", region=region,
+                              tags={"Name": f"{name}-nat-{zone}"}, opts=child)
+            nats.append(aws.ec2.NatGateway(f"{name}-nat-{zone}", allocation_id=eip.allocation_id,
+                                           subnet_id=public[i].id, region=region,
+                                           tags={"Name": f"{name}-nat-{zone}"}, opts=opts_(igw)))
+        for i, (zone, subnet) in enumerate(zip(zones, private)):
+            rt = aws.ec2.RouteTable(f"{name}-private-{zone}", vpc_id=vpc.id, region=region,
+                                    tags={"Name": f"{name}-private-{zone}"}, opts=child)
+            aws.ec2.Route(f"{name}-private-{zone}-default", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",
+                          nat_gateway_id=nats[i % len(nats)].id, region=region, opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=rt.id,
+                                          region=region, opts=child)
+
+        # -------------------------------------------------------------------- security groups
+        control_plane_sg = aws.ec2.SecurityGroup(
+            f"{name}-control-plane", name=f"{name}-control-plane", vpc_id=vpc.id, region=region,
+            description=f"EKS {name} control plane: HTTPS from the nodes", tags={"Name": f"{name}-control-plane"},
+            opts=child)
+        node_sg = aws.ec2.SecurityGroup(
+            f"{name}-nodes", name=f"{name}-nodes", vpc_id=vpc.id, region=region,
+            description=f"EKS {name} nodes (managed node groups and Karpenter)",
+            tags={"Name": f"{name}-nodes", DISCOVERY_TAG: name}, opts=child)
+        rules = [
+            ("cp-https-from-nodes", control_plane_sg, "tcp", 443, node_sg, "API server from the nodes"),
+            ("nodes-from-nodes", node_sg, "-1", None, node_sg, "node to node (pods, DNS)"),
+            ("nodes-kubelet-from-cp", node_sg, "tcp", 10250, control_plane_sg, "kubelet from the control plane"),
+            ("nodes-webhooks-from-cp", node_sg, "tcp", 443, control_plane_sg, "webhooks from the control plane"),
+        ]
+        for rule, sg, proto, port, source, description in rules:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{rule}", security_group_id=sg.id, referenced_security_group_id=source.id,
+                ip_protocol=proto, from_port=port, to_port=port, description=description, region=region,
+                opts=child)
+        for rule, sg in (("cp-egress", control_plane_sg), ("nodes-egress", node_sg)):
+            aws.vpc.SecurityGroupEgressRule(f"{name}-{rule}", security_group_id=sg.id, ip_protocol="-1",
+                                            cidr_ipv4="0.0.0.0/0", description="all egress (NAT, VPC)",
+                                            region=region, opts=child)
+
+        # ---------------------------------------------------------------------------- KMS, logs
+        key = aws.kms.Key(f"{name}-secrets", description=f"EKS {name}: envelope encryption of Secrets",
+                          enable_key_rotation=True, deletion_window_in_days=30, region=region, opts=child)
+        aws.kms.Alias(f"{name}-secrets", name=f"alias/eks/{name}-secrets", target_key_id=key.key_id,
+                      region=region, opts=child)
+        log_group = aws.cloudwatch.LogGroup(f"{name}-control-plane-logs", name=f"/aws/eks/{name}/cluster",
+                                            retention_in_days=args.log_retention_days, region=region, opts=child)
+
+        # ----------------------------------------------------------------------------------- IAM
+        cluster_role = aws.iam.Role(f"{name}-cluster", name=f"{name}-cluster",
+                                    assume_role_policy=iam.to_json(iam.service_trust_policy("eks.amazonaws.com")),
+                                    opts=child)
+        cluster_deps: list[pulumi.Resource] = [log_group]
+        for policy in iam.CLUSTER_MANAGED_POLICIES:
+            cluster_deps.append(aws.iam.RolePolicyAttachment(
+                f"{name}-cluster-{policy}", role=cluster_role.name,
+                policy_arn=iam.managed_policy_arn(policy, self.partition), opts=child))
+        kms_policy = aws.iam.Policy(
+            f"{name}-cluster-secrets-kms", name=f"{name}-cluster-secrets-kms",
+            description=f"EKS {name}: use of the Secrets encryption key",
+            policy=key.arn.apply(lambda arn: iam.to_json(iam.eks_secrets_encryption_policy(arn))), opts=child)
+        cluster_deps.append(aws.iam.RolePolicyAttachment(f"{name}-cluster-secrets-kms", role=cluster_role.name,
+                                                         policy_arn=kms_policy.arn, opts=child))
+        node_role = aws.iam.Role(f"{name}-node", name=f"{name}-node",
+                                 assume_role_policy=iam.to_json(iam.service_trust_policy("ec2.amazonaws.com")),
+                                 opts=child)
+        node_attachments = [aws.iam.RolePolicyAttachment(
+            f"{name}-node-{policy}", role=node_role.name, policy_arn=iam.managed_policy_arn(policy, self.partition),
+            opts=child) for policy in iam.NODE_MANAGED_POLICIES]
+
+        # ------------------------------------------------------------------------------- cluster
+        cluster = aws.eks.Cluster(
+            name, name=name, version=args.kubernetes_version, role_arn=cluster_role.arn, region=region,
+            vpc_config={
+                "subnet_ids": [s.id for s in private],
+                "security_group_ids": [control_plane_sg.id],
+                "endpoint_private_access": True,
+                "endpoint_public_access": bool(args.public_access_cidrs),
+                "public_access_cidrs": list(args.public_access_cidrs),
+            },
+            access_config={
+                "authentication_mode": "API",
+                # Admins come from access entries; only without any does the creator get bootstrapped.
+                "bootstrap_cluster_creator_admin_permissions": not args.admin_role_arns,
+            },
+            encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
+            enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+            # Networking add-ons come as pinned managed add-ons below, not as unmanaged defaults.
+            bootstrap_self_managed_addons=False,
+            upgrade_policy={"support_type": "STANDARD"},
+            deletion_protection=args.deletion_protection,
+            tags={"Name": name},
+            opts=opts_(*cluster_deps),
+        )
+        # Karpenter-launched nodes join the EKS cluster security group too (discovered by this tag).
+        cluster_sg_id = cluster.vpc_config.cluster_security_group_id
+        aws.ec2.Tag(f"{name}-cluster-sg-discovery", resource_id=cluster_sg_id, key=DISCOVERY_TAG, value=name,
+                    region=region, opts=child)
+
+        issuer = cluster.identities[0].oidcs[0].issuer
+        oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=[iam.STS_AUDIENCE],
+                                             thumbprint_lists=EKS_OIDC_THUMBPRINTS, opts=child)
+
+        # ------------------------------------------------------------------------ access entries
+        for i, arn in enumerate(args.admin_role_arns):
+            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn,
+                                        type="STANDARD", region=region, opts=child)
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn,
+                policy_arn=iam.eks_access_policy_arn(iam.EKS_CLUSTER_ADMIN_ACCESS_POLICY, self.partition),
+                access_scope={"type": "cluster"}, region=region, opts=opts_(entry))
+        node_entry = aws.eks.AccessEntry(f"{name}-node", cluster_name=cluster.name, principal_arn=node_role.arn,
+                                         type="EC2_LINUX", region=region, opts=child)
+
+        # ------------------------------------------------------------------------------- add-ons
+        ebs_role = aws.iam.Role(
+            f"{name}-ebs-csi", name=f"{name}-ebs-csi",
+            assume_role_policy=pulumi.Output.all(oidc.arn, issuer).apply(
+                lambda a: iam.to_json(iam.irsa_trust_policy(a[0], a[1], *EBS_CSI_SERVICE_ACCOUNT))),
+            opts=child)
+        ebs_attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi-{iam.EBS_CSI_MANAGED_POLICY}", role=ebs_role.name,
+            policy_arn=iam.managed_policy_arn(iam.EBS_CSI_MANAGED_POLICY, self.partition), opts=child)
+
+        def addon(addon_name: str, *depends_on: pulumi.Resource, **kw) -> aws.eks.Addon:
+            return aws.eks.Addon(
+                f"{name}-{addon_name}", cluster_name=cluster.name, addon_name=addon_name,
+                addon_version=versions[addon_name], resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE", region=region, opts=opts_(*depends_on), **kw)
+
+        self.addons = {a: addon(a) for a in ADDONS_BEFORE_NODES}
+
+        # --------------------------------------------------------------------------- node groups
+        system = NodePoolSpec(SYSTEM_POOL, machine_type=args.system_machine_type, min_size=args.system_min_size,
+                              max_size=args.system_max_size)
+        node_deps = [*node_attachments, node_entry, *self.addons.values()]
+        self.node_groups = {}
+        for pool in [system, *args.node_pools]:
+            lt = aws.ec2.LaunchTemplate(
+                f"{name}-{pool.name}", name=f"{name}-{pool.name}", region=region,
+                description=f"EKS {name} node group {pool.name}: IMDSv2 only, encrypted gp3 root volume",
+                metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
+                                  "http_put_response_hop_limit": 1, "instance_metadata_tags": "disabled"},
+                block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                    "volume_size": pool.disk_gb, "volume_type": "gp3", "encrypted": "true",
+                    "delete_on_termination": "true"}}],
+                vpc_security_group_ids=[cluster_sg_id, node_sg.id],
+                tag_specifications=[{"resource_type": kind, "tags": {**tags, "Name": f"{name}-{pool.name}"}}
+                                    for kind in ("instance", "volume", "network-interface")],
+                update_default_version=True, opts=child)
+            self.node_groups[pool.name] = aws.eks.NodeGroup(
+                f"{name}-{pool.name}", cluster_name=cluster.name, node_group_name=pool.name,
+                node_role_arn=node_role.arn, subnet_ids=[s.id for s in private], version=args.kubernetes_version,
+                ami_type=AMI_TYPE, instance_types=[pool.machine_type],
+                capacity_type="SPOT" if pool.spot else "ON_DEMAND",
+                scaling_config={"min_size": pool.min_size, "max_size": pool.max_size,
+                                "desired_size": pool.desired_size if pool.desired_size is not None else pool.min_size},
+                update_config={"max_unavailable": 1},
+                labels={**pool.labels, NODE_POOL_LABEL: pool.name},
+                taints=[SYSTEM_TAINT] if pool is system else [],
+                launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
+                region=region, opts=opts_(*node_deps))
+        groups = list(self.node_groups.values())
+        self.addons["coredns"] = addon("coredns", *groups)
+        self.addons["aws-ebs-csi-driver"] = addon("aws-ebs-csi-driver", ebs_attachment, *groups,
+                                                  service_account_role_arn=ebs_role.arn)
+
+        # ------------------------------------------------------------------- kubeconfig, provider
+        kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
+            lambda a: eks_kubeconfig(a[0], a[1], a[2], region))
+        self.ready = groups
+        self.provider = self._make_provider(name, pulumi.Output.secret(kubeconfig), depends_on=[cluster, *groups])
+        # EKS 1.30+ has no default StorageClass: an encrypted gp3 one (EBS CSI) for PVCs without a class.
+        k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata={"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                      "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
+            provisioner="ebs.csi.aws.com", volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True,
+            reclaim_policy="Delete", parameters={"type": "gp3", "encrypted": "true"},
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider,
+                                        depends_on=[*groups, self.addons["aws-ebs-csi-driver"]]))
+
+        # ------------------------------------------------------------------- extra attributes
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
+        self.cluster_security_group_id = cluster_sg_id
+        self.node_security_group_id = node_sg.id
+        self.oidc_provider_arn = oidc.arn
+        self.oidc_provider_url = issuer
+        self.node_role_arn = node_role.arn
+        self.eks_cluster_name = cluster.name
+        self.kms_key_arn = key.arn
+        self._finish(
+            name=name, cloud="aws", region=region, zones=zones, endpoint=cluster.endpoint,
+            kubeconfig=kubeconfig, registry_url=ecr_registry_url(self.account_id, region),
+            workload_identity={"type": "irsa", "oidc_provider_arn": oidc.arn, "oidc_issuer_url": issuer},
+            capacity=pools_capacity(args.node_pools),
+            extra_outputs={
+                "vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids,
+                "public_subnet_ids": self.public_subnet_ids, "vpc_cidr": self.vpc_cidr,
+                "cluster_security_group_id": self.cluster_security_group_id,
+                "node_security_group_id": self.node_security_group_id,
+                "oidc_provider_arn": self.oidc_provider_arn, "oidc_provider_url": self.oidc_provider_url,
+                "node_role_arn": self.node_role_arn, "eks_cluster_name": self.eks_cluster_name,
+                "kms_key_arn": self.kms_key_arn,
+            },
+        )

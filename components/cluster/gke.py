@@ -1,0 +1,319 @@
+"""GKE cluster: VPC-native private nodes behind Cloud NAT, Workload Identity, Dataplane V2, CMEK Secrets.
+
+Imported only by ``stacks.clusters_gcp`` (the dev path never loads ``pulumi_gcp``).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_gcp as gcp
+import yaml
+
+from cnplatform.cluster.base import Cluster, NodePoolSpec, pools_capacity
+from cnplatform.naming import MANAGED_BY, type_token
+
+#: The only project roles the node service account gets (logs, metrics, metadata, image pulls).
+NODE_SA_ROLES = (
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+    "roles/artifactregistry.reader",
+)
+KMS_ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+#: Nodes use IAM (the service account's roles), not access scopes, to limit what they may do.
+NODE_OAUTH_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+#: Secrets key rotation: 90 days.
+KEY_ROTATION_PERIOD = "7776000s"
+PODS_RANGE = "pods"
+SERVICES_RANGE = "services"
+#: Artifact Registry repository the platform pushes to (``<region>-docker.pkg.dev/<project>/<repo>``).
+REGISTRY_REPOSITORY = "platform"
+NODE_POOL_LABEL = "cnplatform.io/node-pool"
+SHIELDED = {"enable_secure_boot": True, "enable_integrity_monitoring": True}
+
+
+@dataclass
+class GkeClusterArgs:
+    """Inputs of :class:`GkeCluster`."""
+
+    project: str
+    """GCP project id."""
+    region: str
+    """GCP region (e.g. ``europe-west1``)."""
+    zones: list[str] = field(default_factory=list)
+    """Zones of the nodes; the region's zones (first 3) when empty."""
+    regional: bool = True
+    """Regional control plane and nodes over ``zones`` (prod); zonal in the first zone when false."""
+    kubernetes_version: str = "1.31"
+    """Minimum control-plane minor; patch versions follow the release channel."""
+    release_channel: str = "REGULAR"
+    """GKE release channel (``RAPID``, ``REGULAR``, ``STABLE``)."""
+    network_cidr: str = "10.10.0.0/20"
+    """Primary range of the node subnet."""
+    pods_cidr: str = "10.20.0.0/14"
+    """Secondary range for pod IPs."""
+    services_cidr: str = "10.24.0.0/20"
+    """Secondary range for Service IPs."""
+    master_cidr: str = "172.16.0.0/28"
+    """/28 peered to the control plane (private nodes)."""
+    master_authorized_networks: list[str] = field(default_factory=lambda: ["203.0.113.0/24"])
+    """CIDRs allowed to reach the public control-plane endpoint."""
+    node_pools: list[NodePoolSpec] = field(default_factory=list)
+    """Node pools (min/max are totals over the zones)."""
+    autoscaling_profile: str = "OPTIMIZE_UTILIZATION"
+    """Cluster autoscaler profile (``BALANCED`` or ``OPTIMIZE_UTILIZATION``)."""
+    auto_provisioning: bool = False
+    """Node auto-provisioning: GKE creates node pools itself within the limits below."""
+    auto_provisioning_max_cpu: int = 64
+    """Auto-provisioning limit: total vCPUs."""
+    auto_provisioning_max_memory_gb: int = 256
+    """Auto-provisioning limit: total memory (GB)."""
+    deletion_protection: bool = False
+    """GKE deletion protection (GCP-side guard, in addition to Pulumi ``protect``)."""
+    registry_repository: str = REGISTRY_REPOSITORY
+    """Artifact Registry repository name in ``registry_url``."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Extra resource labels."""
+
+
+def node_service_account_id(cluster: str) -> str:
+    """A valid service account id (6-30 chars, ``[a-z][-a-z0-9]*[a-z0-9]``) for the cluster's nodes."""
+    base = re.sub(r"[^a-z0-9-]", "-", cluster.lower())[:24].strip("-") or "gke"
+    account = f"{base}-nodes"
+    return account if len(account) >= 6 else f"{account}-sa"
+
+
+def workload_pool(project: str) -> str:
+    return f"{project}.svc.id.goog"
+
+
+def gke_service_agent(project_number: str) -> str:
+    return f"serviceAccount:service-{project_number}@container-engine-robot.iam.gserviceaccount.com"
+
+
+def registry_url(region: str, project: str, repository: str = REGISTRY_REPOSITORY) -> str:
+    return f"{region}-docker.pkg.dev/{project}/{repository}"
+
+
+def location_of(region: str, zones: list[str], regional: bool) -> str:
+    return region if regional else zones[0]
+
+
+def initial_nodes_per_zone(pool: NodePoolSpec, zones: int) -> int:
+    """``initial_node_count`` is per zone; config sizes are totals."""
+    total = pool.desired_size if pool.desired_size is not None else pool.min_size
+    return max(1, math.ceil(total / zones))
+
+
+def cluster_autoscaling(args: GkeClusterArgs, service_account: pulumi.Input[str]) -> dict:
+    """Autoscaler profile always; node auto-provisioning with CPU/memory limits when enabled."""
+    config: dict = {"enabled": args.auto_provisioning, "autoscaling_profile": args.autoscaling_profile}
+    if args.auto_provisioning:
+        config["resource_limits"] = [
+            {"resource_type": "cpu", "minimum": 0, "maximum": args.auto_provisioning_max_cpu},
+            {"resource_type": "memory", "minimum": 0, "maximum": args.auto_provisioning_max_memory_gb},
+        ]
+        config["auto_provisioning_defaults"] = {
+            "service_account": service_account, "oauth_scopes": NODE_OAUTH_SCOPES, "disk_type": "pd-balanced",
+            "shielded_instance_config": SHIELDED, "management": {"auto_repair": True, "auto_upgrade": True},
+        }
+    return config
+
+
+def gke_kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig without credentials: ``gke-gcloud-auth-plugin`` (exec plugin) gets a token on use,
+    so the document depends only on endpoint, CA and name (stable between runs)."""
+    return yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {"server": f"https://{endpoint}",
+                                                         "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "gke-gcloud-auth-plugin",
+            "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
+            "provideClusterInfo": True,
+            "interactiveMode": "Never",
+        }}}],
+    }, sort_keys=False)
+
+
+class GkeCluster(Cluster):
+    """A GKE Standard cluster with private nodes in its own VPC.
+
+    Besides the cluster interface it exposes ``network_id``, ``network_self_link``, ``subnet_id``,
+    ``subnet_self_link`` (also ``subnet``), ``project``, ``workload_pool``, ``node_service_account_email``.
+    """
+
+    network_id: pulumi.Output[str]
+    """VPC network id (``projects/<p>/global/networks/<n>``)."""
+    network_self_link: pulumi.Output[str]
+    """VPC network self link (Cloud SQL private IP, peering)."""
+    subnet_id: pulumi.Output[str]
+    """Node subnet id."""
+    subnet_self_link: pulumi.Output[str]
+    """Node subnet self link."""
+    node_service_account_email: pulumi.Output[str]
+    """Service account of the nodes."""
+    kms_key_id: pulumi.Output[str]
+    """Cloud KMS key encrypting Kubernetes Secrets."""
+    gke_cluster_id: pulumi.Output[str]
+    """The GKE cluster id (``projects/<p>/locations/<l>/clusters/<n>``)."""
+
+    #: Plain values, known at program time.
+    project: str
+    workload_pool: str
+    location: str
+    registry_repository: str
+    gcp_provider: gcp.Provider
+    #: The same provider under the name every cloud cluster uses (databases, registries use it).
+    cloud_provider: gcp.Provider
+    node_pools: dict[str, gcp.container.NodePool]
+
+    def __init__(self, name: str, args: GkeClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("cluster", "GkeCluster"), name, None, opts)
+        project, region = args.project, args.region
+        # An explicit provider per cluster: project and region never come from ambient gcloud config.
+        self.gcp_provider = gcp.Provider(f"{name}-gcp", project=project, region=region,
+                                         opts=pulumi.ResourceOptions(parent=self))
+        self.cloud_provider = self.gcp_provider
+        child = pulumi.ResourceOptions(parent=self, provider=self.gcp_provider)
+        invoke = pulumi.InvokeOptions(parent=self, provider=self.gcp_provider)
+        labels = {"cnplatform-cluster": name, "managed-by": MANAGED_BY, **args.labels}
+        zones = list(args.zones) or gcp.compute.get_zones(project=project, region=region, opts=invoke).names[:3]
+        if not args.regional:
+            zones = zones[:1]
+        location = location_of(region, zones, args.regional)
+        versions = gcp.container.get_engine_versions(project=project, location=location,
+                                                     version_prefix=f"{args.kubernetes_version}.", opts=invoke)
+        if not versions.valid_master_versions:
+            raise ValueError(f"GKE offers no {args.kubernetes_version}.x control plane in {location}")
+        project_number = gcp.organizations.get_project(project_id=project, opts=invoke).number
+
+        # ------------------------------------------------------------------------------ network
+        network = gcp.compute.Network(f"{name}-vpc", name=f"{name}-vpc", project=project,
+                                      auto_create_subnetworks=False, routing_mode="REGIONAL", opts=child)
+        subnet = gcp.compute.Subnetwork(
+            f"{name}-nodes", name=f"{name}-nodes", project=project, region=region, network=network.id,
+            ip_cidr_range=args.network_cidr, private_ip_google_access=True,
+            secondary_ip_ranges=[{"range_name": PODS_RANGE, "ip_cidr_range": args.pods_cidr},
+                                 {"range_name": SERVICES_RANGE, "ip_cidr_range": args.services_cidr}],
+            log_config={"aggregation_interval": "INTERVAL_10_MIN", "flow_sampling": 0.5,
+                        "metadata": "INCLUDE_ALL_METADATA"},
+            opts=child)
+        router = gcp.compute.Router(f"{name}-router", name=f"{name}-router", project=project, region=region,
+                                    network=network.id, opts=child)
+        gcp.compute.RouterNat(
+            f"{name}-nat", name=f"{name}-nat", project=project, region=region, router=router.name,
+            nat_ip_allocate_option="AUTO_ONLY", source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            log_config={"enable": True, "filter": "ERRORS_ONLY"}, opts=child)
+
+        # ---------------------------------------------------------------------- node identity
+        node_sa = gcp.serviceaccount.Account(
+            f"{name}-nodes", account_id=node_service_account_id(name), project=project,
+            display_name=f"GKE {name} nodes (least privilege)", opts=child)
+        node_member = node_sa.email.apply(lambda email: f"serviceAccount:{email}")
+        for role in NODE_SA_ROLES:
+            gcp.projects.IAMMember(f"{name}-nodes-{role.split('/')[1]}", project=project, role=role,
+                                   member=node_member, opts=child)
+
+        # -------------------------------------------------------------------------------- KMS
+        ring = gcp.kms.KeyRing(f"{name}-keyring", name=f"{name}-keyring", project=project, location=region,
+                               opts=child)
+        key = gcp.kms.CryptoKey(f"{name}-secrets", name=f"{name}-secrets", key_ring=ring.id,
+                                purpose="ENCRYPT_DECRYPT", rotation_period=KEY_ROTATION_PERIOD,
+                                labels=labels, opts=child)
+        agent_on_key = gcp.kms.CryptoKeyIAMMember(
+            f"{name}-secrets-gke-agent", crypto_key_id=key.id, role=KMS_ENCRYPTER_DECRYPTER,
+            member=gke_service_agent(project_number), opts=child)
+
+        # ----------------------------------------------------------------------------- cluster
+        self.workload_pool = workload_pool(project)
+        node_config_common = {
+            "service_account": node_sa.email, "oauth_scopes": NODE_OAUTH_SCOPES,
+            "shielded_instance_config": SHIELDED, "workload_metadata_config": {"mode": "GKE_METADATA"},
+            "metadata": {"disable-legacy-endpoints": "true"},
+        }
+        cluster = gcp.container.Cluster(
+            name, name=name, project=project, location=location,
+            node_locations=zones if args.regional else None,
+            network=network.id, subnetwork=subnet.id, networking_mode="VPC_NATIVE",
+            ip_allocation_policy={"cluster_secondary_range_name": PODS_RANGE,
+                                  "services_secondary_range_name": SERVICES_RANGE},
+            private_cluster_config={"enable_private_nodes": True, "enable_private_endpoint": False,
+                                    "master_ipv4_cidr_block": args.master_cidr},
+            master_authorized_networks_config={"cidr_blocks": [
+                {"cidr_block": cidr, "display_name": f"authorized-{i}"}
+                for i, cidr in enumerate(args.master_authorized_networks)]},
+            release_channel={"channel": args.release_channel},
+            min_master_version=args.kubernetes_version,
+            workload_identity_config={"workload_pool": self.workload_pool},
+            enable_shielded_nodes=True,
+            database_encryption={"state": "ENCRYPTED", "key_name": key.id},
+            datapath_provider="ADVANCED_DATAPATH",
+            cluster_autoscaling=cluster_autoscaling(args, node_sa.email),
+            # The default pool is replaced by the pools below; until then it runs with the same identity.
+            remove_default_node_pool=True, initial_node_count=1, node_config=node_config_common,
+            addons_config={"http_load_balancing": {"disabled": False},
+                           "horizontal_pod_autoscaling": {"disabled": False},
+                           "gce_persistent_disk_csi_driver_config": {"enabled": True}},
+            logging_config={"enable_components": ["SYSTEM_COMPONENTS", "WORKLOADS"]},
+            deletion_protection=args.deletion_protection,
+            resource_labels=labels,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[agent_on_key])),
+        )
+
+        self.node_pools = {}
+        for pool in args.node_pools:
+            self.node_pools[pool.name] = gcp.container.NodePool(
+                f"{name}-{pool.name}", name=pool.name, project=project, location=location, cluster=cluster.name,
+                initial_node_count=initial_nodes_per_zone(pool, len(zones)),
+                autoscaling={"total_min_node_count": pool.min_size, "total_max_node_count": pool.max_size,
+                             "location_policy": "BALANCED"},
+                management={"auto_repair": True, "auto_upgrade": True},
+                upgrade_settings={"max_surge": 1, "max_unavailable": 0},
+                node_config={**node_config_common, "machine_type": pool.machine_type,
+                             "disk_size_gb": pool.disk_gb, "disk_type": "pd-balanced", "spot": pool.spot,
+                             "labels": {**pool.labels, NODE_POOL_LABEL: pool.name}, "resource_labels": labels},
+                # The autoscaler owns the node count after creation.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["initialNodeCount"])))
+
+        # ------------------------------------------------------------------- kubeconfig, provider
+        kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate
+                                       ).apply(lambda a: gke_kubeconfig(a[0], a[1], a[2]))
+        pools = list(self.node_pools.values())
+        self.ready = pools or [cluster]
+        self.provider = self._make_provider(name, pulumi.Output.secret(kubeconfig), depends_on=[cluster, *pools])
+
+        # ------------------------------------------------------------------- extra attributes
+        self.project = project
+        self.location = location
+        self.registry_repository = args.registry_repository
+        self.network_id = network.id
+        self.network_self_link = network.self_link
+        self.subnet_id = subnet.id
+        self.subnet_self_link = subnet.self_link
+        self.subnet = subnet.self_link
+        self.node_service_account_email = node_sa.email
+        self.kms_key_id = key.id
+        self.gke_cluster_id = cluster.id
+        self._finish(
+            name=name, cloud="gcp", region=region, zones=zones,
+            endpoint=cluster.endpoint.apply(lambda ip: f"https://{ip}"), kubeconfig=kubeconfig,
+            registry_url=registry_url(region, project, args.registry_repository),
+            workload_identity={"type": "workload-identity", "pool": self.workload_pool, "project": project},
+            capacity=pools_capacity(args.node_pools),
+            extra_outputs={
+                "network_id": self.network_id, "network_self_link": self.network_self_link,
+                "subnet_id": self.subnet_id, "subnet_self_link": self.subnet_self_link, "project": project,
+                "workload_pool": self.workload_pool, "node_service_account_email": self.node_service_account_email,
+                "kms_key_id": self.kms_key_id, "gke_cluster_id": self.gke_cluster_id,
+            },
+        )

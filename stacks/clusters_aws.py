@@ -1,0 +1,41 @@
+"""config -> EksCluster (+ Karpenter when ``addons.karpenter.enabled``). Imported only for AWS clusters."""
+from __future__ import annotations
+
+from typing import Optional
+
+import pulumi
+
+from cnplatform.cluster.eks import NODE_POOL_LABEL, SYSTEM_POOL, EksCluster, EksClusterArgs
+from stacks.clusters import node_pools
+from stacks.config import ClusterConfig, StackConfig
+
+
+def eks_args(cfg: StackConfig, cluster: ClusterConfig) -> EksClusterArgs:
+    aws = cluster.aws
+    prod = cfg.tier == "prod"
+    return EksClusterArgs(
+        region=cluster.region, kubernetes_version=cluster.kubernetes_version, zones=list(cluster.zones),
+        vpc_cidr=aws.vpc_cidr, nat_per_zone=aws.nat_per_zone if aws.nat_per_zone is not None else prod,
+        public_access_cidrs=list(aws.public_access_cidrs), admin_role_arns=list(aws.admin_role_arns),
+        system_machine_type=aws.system_machine_type, system_min_size=aws.system_min_size,
+        system_max_size=max(aws.system_max_size, aws.system_min_size), node_pools=node_pools(cluster),
+        log_retention_days=aws.log_retention_days, deletion_protection=cfg.protect,
+        tags={"cnplatform.io/tier": cfg.tier},
+    )
+
+
+def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.ResourceOptions]) -> EksCluster:
+    eks = EksCluster(cluster.name, eks_args(cfg, cluster), opts)
+    karpenter = cfg.addons.karpenter
+    if karpenter.enabled:
+        from cnplatform.cluster.karpenter import Karpenter, KarpenterArgs
+
+        eks.karpenter = Karpenter(f"{cluster.name}-karpenter", KarpenterArgs(
+            cluster_name=cluster.name, region=cluster.region, account_id=eks.account_id, partition=eks.partition,
+            cluster_endpoint=eks.endpoint, oidc_provider_arn=eks.oidc_provider_arn,
+            oidc_issuer_url=eks.oidc_provider_url, system_node_selector={NODE_POOL_LABEL: SYSTEM_POOL},
+            instance_categories=list(karpenter.instance_categories), capacity_types=list(karpenter.capacity_types),
+            cpu_limit=karpenter.cpu_limit, memory_limit=karpenter.memory_limit,
+            consolidation=karpenter.consolidation,
+        ), opts=pulumi.ResourceOptions(parent=eks, providers={"aws": eks.aws_provider, "kubernetes": eks.provider}))
+    return eks
