@@ -1,0 +1,123 @@
+"""CI/CD layer: Jenkins in the ``jenkins`` namespace of one cluster per stack (when ``cicd.enabled``).
+
+Controller size is a pure function of the tier (:data:`TIER_RESOURCES`); the footprint is computed
+from the same values the chart receives, plus ONE agent pod (the largest of the pipeline's pod
+templates in ``ci/jenkins/pods/``): agents are ephemeral, one build at a time is what we reserve for.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pulumi
+import yaml
+
+from cnplatform.cicd.jenkins import Jenkins, JenkinsArgs, footprint_resources
+from cnplatform.quantity import cpu_millicores, memory_mib
+from stacks.footprint import Workload
+
+#: Controller container and config-reload sidecar requests/limits per tier.
+TIER_RESOURCES: dict[str, dict[str, dict[str, dict[str, str]]]] = {
+    "dev": {
+        "controller": {"requests": {"cpu": "250m", "memory": "768Mi"}, "limits": {"cpu": "1500m", "memory": "2Gi"}},
+        "reload": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"cpu": "100m", "memory": "192Mi"}},
+    },
+    "staging": {
+        "controller": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
+        "reload": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"cpu": "100m", "memory": "192Mi"}},
+    },
+    "prod": {
+        "controller": {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+        "reload": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+    },
+}
+
+AGENT_PODS = Path(__file__).resolve().parents[2] / "ci" / "jenkins" / "pods"
+
+
+def jenkins_cluster(cfg) -> str:
+    """The one cluster of the stack that runs Jenkins."""
+    return cfg.cicd.cluster or cfg.clusters[0].name
+
+
+def deploy_plan(cfg, stack: str) -> tuple[list[str], list[str]]:
+    """(stacks this Jenkins deploys in order, those behind a manual approval).
+
+    Default: the stack itself, so every environment's Jenkins deploys only its environment (no two
+    controllers run ``pulumi up`` on one stack); none for tier dev, whose state is on a laptop.
+    """
+    stacks = cfg.cicd.deploy_stacks
+    if stacks is None:
+        stacks = [] if cfg.tier == "dev" else [stack]
+    return list(stacks), [s for s in cfg.cicd.approval_stacks if s in stacks]
+
+
+def jenkins_args(cfg, cluster_cfg, registry=None, stack: str = "") -> JenkinsArgs:
+    """The component's inputs for one cluster, from the stack config (tier decides the size)."""
+    sizes = TIER_RESOURCES[cfg.tier]
+    cicd = cfg.cicd
+    deploy_stacks, approval_stacks = deploy_plan(cfg, stack)
+    return JenkinsArgs(
+        services=[s.name for s in cfg.services],
+        repo_url=cicd.repo_url,
+        branch=cicd.branch,
+        registry=registry,
+        deploy_stacks=deploy_stacks,
+        approval_stacks=approval_stacks,
+        admin_user=cicd.admin_user,
+        storage=cicd.storage,
+        storage_class=cicd.storage_class,
+        controller_resources=sizes["controller"],
+        reload_resources=sizes["reload"],
+        pod_security="baseline",
+        mesh_injection=False,
+    )
+
+
+def deploy(ctx) -> None:
+    cfg = ctx.cfg
+    if not cfg.cicd.enabled:
+        return
+    names = [c.name for c in cfg.clusters]
+    if jenkins_cluster(cfg) not in names:
+        raise ValueError(f"cicd.cluster: unknown cluster {cfg.cicd.cluster!r} (clusters: {', '.join(names)})")
+    if ctx.name != jenkins_cluster(cfg):
+        return
+    registry = cfg.cicd.registry or ctx.cluster.registry_url
+    args = jenkins_args(cfg, ctx.cluster_cfg, registry, pulumi.get_stack())
+    jenkins = Jenkins(f"{ctx.name}-jenkins", args, opts=ctx.k8s_opts())
+    ctx.parts["cicd"] = jenkins
+    ctx.outputs["jenkins"] = {"namespace": jenkins.namespace, "url": jenkins.url,
+                              "admin_secret": jenkins.admin_secret}
+
+
+@lru_cache(maxsize=None)
+def agent_pods() -> dict[str, dict]:
+    """The pipeline's agent pod templates (the Jenkinsfile's ``yamlFile``s), by stage name."""
+    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted(AGENT_PODS.glob("*.yaml"))}
+
+
+def pod_resources(pod: dict) -> dict[str, dict[str, str]]:
+    """Sum of the containers' requests and limits of a pod manifest."""
+    out: dict[str, dict[str, str]] = {}
+    for kind in ("requests", "limits"):
+        cpu = sum(cpu_millicores(((c.get("resources") or {}).get(kind) or {}).get("cpu", 0))
+                  for c in pod["spec"]["containers"])
+        mem = sum(memory_mib(((c.get("resources") or {}).get(kind) or {}).get("memory", 0))
+                  for c in pod["spec"]["containers"])
+        out[kind] = {"cpu": f"{cpu}m", "memory": f"{mem}Mi"}
+    return out
+
+
+def footprint(cfg, cluster_cfg) -> list[Workload]:
+    if not cfg.cicd.enabled or cluster_cfg.name != jenkins_cluster(cfg):
+        return []
+    res = footprint_resources(jenkins_args(cfg, cluster_cfg))
+    pods = {name: pod_resources(pod) for name, pod in agent_pods().items()}
+    largest = max(pods, key=lambda n: (memory_mib(pods[n]["requests"]["memory"]),
+                                       cpu_millicores(pods[n]["requests"]["cpu"])))
+    return [
+        Workload.of("cicd", "jenkins-controller", 1, res["controller"]),
+        Workload.of("cicd", "jenkins-config-reload", 1, res["config-reload"]),
+        Workload.of("cicd", f"jenkins-agent-{largest}", 1, pods[largest]),
+    ]

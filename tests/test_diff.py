@@ -1,0 +1,162 @@
+"""`python -m stacks.diff` over real renders (real composition under mocks + the real render)."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import re
+
+import pytest
+
+from stacks import diff
+from stacks.render import render
+from tests.helpers import capture_raw, capture_stack, stack_raw, with_changes
+
+
+def _render(capture, path):
+    render(capture, path)
+    return path
+
+
+def _capture(raw, stack):
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    return capture_raw(raw, stack=stack, secure={})
+
+
+def _set_user_replicas(raw):
+    next(s for s in raw["services"] if s["name"] == "user")["replicas"] = 2
+
+
+def _add_service(raw):
+    raw["services"].append({"name": "cart", "image": "registry.example.com/shop/cart:1.0.0",
+                            "expose": {"path": "/api/cart"}})
+
+
+def _second_cluster(raw):
+    second = copy.deepcopy(raw["clusters"][0])
+    second["name"] = "dev2"
+    second["local"] = {"http_port": 9080, "https_port": 9443}
+    raw["clusters"].append(second)
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory):
+    """base (dev), base again, and the head variants, each rendered once."""
+    root = tmp_path_factory.mktemp("diff")
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    base = capture_stack("dev")
+    out = {"base": _render(base, root / "base"), "base-again": _render(base, root / "base-again")}
+    for name, change in (("replicas", _set_user_replicas), ("added", _add_service), ("two", _second_cluster)):
+        out[name] = _render(_capture(with_changes("dev", change), "dev"), root / name)
+    return out
+
+
+def run(capsys, base, head, *extra) -> str:
+    assert diff.main([str(base), str(head), *extra]) == 0
+    return capsys.readouterr().out
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    nxt = re.search(r"\n#{3,4} ", text[start + len(heading):])
+    return text[start: start + len(heading) + (nxt.start() if nxt else len(text))]
+
+
+def entries(base, head):
+    return diff.diff_plans(diff.load_plan(base), diff.load_plan(head))[0]
+
+
+def test_identical_renders_report_no_changes(renders, capsys):
+    out = run(capsys, renders["base"], renders["base-again"])
+    assert "no changes" in out
+    assert out.strip().splitlines()[-1].startswith("Summary: no changes")
+
+
+def test_replica_change(renders, capsys):
+    out = run(capsys, renders["base"], renders["replicas"])
+    user = section(out, "#### `microservice:Microservice dev-user`")
+    assert re.search(r"`[\w.\[\]]*[rR]eplicas`: 1 -> 2", user), user
+    changed = [e for e in entries(renders["base"], renders["replicas"]) if e.component.endswith(" dev-user")]
+    assert changed and {e.cluster for e in changed} == {"dev"}
+    assert any(p.endswith("eplicas") and (a, b) == (1, 2) for e in changed for p, a, b in e.fields)
+    # Nothing of the other services' configuration changed (their images may: the context digest).
+    for e in entries(renders["base"], renders["replicas"]):
+        if e.component.split()[-1] in ("dev-order", "dev-payment", "dev-product"):
+            assert {p for p, _, _ in e.fields} <= {"spec.template.spec.containers[0].image"}, e
+    assert re.search(r"^Summary: \d+ to add, \d+ to remove, \d+ to replace, [1-9]\d* to change", out, re.M)
+
+
+def test_added_service(renders, capsys):
+    out = run(capsys, renders["base"], renders["added"])
+    cart = section(out, "#### `microservice:Microservice dev-cart`")
+    assert "`+` add `kubernetes:apps/v1:Deployment` **dev-cart-deployment**" in cart
+    assert "`+` add `kubernetes:core/v1:Service` **dev-cart-service**" in cart
+    jenkins = section(out, "#### `cicd:Jenkins dev-jenkins`")
+    assert "`values.controller.JCasC.configScripts.jobs`" in jenkins and "multibranchPipelineJob('cart')" in jenkins
+    found = entries(renders["base"], renders["added"])
+    assert not [e for e in found if e.action == "remove"]
+    added = [e for e in found if e.action == "add"]
+    assert added and all(e.cluster == "dev" for e in added)
+    assert "clusters.dev.services.cart" in out  # stack outputs section
+
+
+def test_removed_cluster(renders, capsys):
+    out = run(capsys, renders["two"], renders["base"])
+    found = entries(renders["two"], renders["base"])
+    removed = [e for e in found if e.action == "remove"]
+    base_plan = diff.load_plan(renders["two"])
+    index = {r["urn"]: r for r in base_plan["resources"]}
+    dev2 = [r for r in base_plan["resources"] if diff.cluster_of(r, index) == "dev2"]
+    assert len(dev2) > 20
+    assert {e.urn for e in removed if e.cluster == "dev2"} == {r["urn"] for r in dev2}
+    # Besides dev2 itself only the remaining cluster's multi-cluster wiring (east-west gateway,
+    # remote secrets) goes away.
+    assert {e.cluster for e in removed} <= {"dev2", "dev"}
+    assert not [e for e in found if e.cluster == "dev2" and e.action != "remove"]
+    # Kubernetes objects are attributed through their provider, others through their ancestors.
+    kinds = {e.type for e in removed}
+    assert {"pulumi:providers:kubernetes", "cnplatform:cluster:LocalCluster", "kubernetes:helm.sh/v4:Chart",
+            "random:index/randomPassword:RandomPassword"} <= kinds
+    dev2_section = out[out.index("### Cluster `dev2`"):]
+    assert "`cluster:LocalCluster dev2`" in dev2_section and "`+`" not in dev2_section.split("### Stack outputs")[0]
+    assert f"{len(removed)} to remove" in out.strip().splitlines()[-1]
+
+
+def test_replacement_secrets_and_truncation_on_a_real_plan(tmp_path, renders, capsys):
+    plan = json.loads((renders["base"] / "plan.json").read_text())
+    head = copy.deepcopy(plan)
+    by_name = {r["name"]: r for r in head["resources"]}
+    by_name["dev-user-deployment"]["inputs"]["metadata"]["name"] = "user-v2"
+    by_name["dev-user-deployment"]["inputs"]["spec"]["selector"]["matchLabels"]["tier"] = "x"
+    secret = next(r for r in head["resources"] if r["type"] == "kubernetes:core/v1:Secret")
+    secret["inputs"]["metadata"]["annotations"] = {"token": "secret::abc", "masked": "[secret]"}
+    svc = by_name["dev-user-service"]
+    svc["inputs"]["metadata"].setdefault("labels", {})["long"] = "x" * 500
+    for side, doc in (("a", plan), ("b", head)):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "plan.json").write_text(json.dumps(doc))
+    out = run(capsys, tmp_path / "a", tmp_path / "b", "--max-value", "40")
+    assert "`-/+` replace `kubernetes:apps/v1:Deployment` **dev-user-deployment**" in out
+    assert "replaced because of: `metadata.name`, `spec.selector.matchLabels.tier`" in out
+    assert "secret::" not in out and "[secret]" not in out and "(secret)" in out
+    long_line = next(line for line in out.splitlines() if "metadata.labels.long" in line)
+    assert "…" in long_line and len(long_line) < 140
+    assert "1 to replace, 2 to change" in out
+
+
+def test_replacement_table():
+    assert diff.replacement_fields("kubernetes:apps/v1:StatefulSet", ["spec.volumeClaimTemplates[0].spec"]) == [
+        "spec.volumeClaimTemplates[0].spec"]
+    assert diff.replacement_fields("kubernetes:apps/v1:Deployment", ["spec.replicas", "spec.template"]) == []
+    assert diff.replacement_fields("kubernetes:core/v1:Service", ["spec.clusterIP"]) == ["spec.clusterIP"]
+    assert diff.replacement_fields("aws:ec2/vpc:Vpc", ["cidrBlock", "tags.Name"]) == ["cidrBlock"]
+    assert diff.replacement_fields("random:index/randomPassword:RandomPassword", ["length"]) == ["length"]
+    assert diff.replacement_fields("kubernetes:core/v1:ConfigMap", ["metadata.namespace"]) == ["metadata.namespace"]
+    assert diff.replacement_fields("kubernetes:core/v1:ConfigMap", ["metadata.namespaceX"]) == []
+
+
+def test_missing_base_render_counts_as_empty(tmp_path, renders, capsys):
+    out = run(capsys, tmp_path / "nothing", renders["base"])
+    assert "no plan.json" in out and "0 to remove" in out
+    total = len(diff.load_plan(renders["base"])["resources"])
+    assert f"{total} to add" in out
