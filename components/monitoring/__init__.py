@@ -1,1 +1,17 @@
-"""monitoring components."""
+"""monitoring: kube-prometheus-stack (pinned) with per-service SLOs, dashboards and mesh telemetry.
+
+- :class:`~cnplatform.monitoring.stack.MonitoringStack` (``cnplatform:monitoring:MonitoringStack``): the
+  chart, the ``monitoring`` namespace, Grafana admin and receiver Secrets, mesh monitors, Grafana route.
+- :class:`~cnplatform.monitoring.service.ServiceMonitoring` (``cnplatform:monitoring:ServiceMonitoring``):
+  one service's ServiceMonitor, dashboard and SLO rule group.
+- Pure logic: ``promql`` (SLO rules), ``dashboards``, ``alerting`` (Alertmanager config), ``scrape``
+  (monitor specs), ``values`` (chart values and sizing per tier).
+"""
+from cnplatform.monitoring.alerting import ReceiverSpec
+from cnplatform.monitoring.service import ServiceMonitoring, ServiceMonitoringArgs
+from cnplatform.monitoring.stack import MonitoredService, MonitoringStack, MonitoringStackArgs
+
+__all__ = [
+    "MonitoredService", "MonitoringStack", "MonitoringStackArgs", "ReceiverSpec", "ServiceMonitoring",
+    "ServiceMonitoringArgs",
+]

@@ -10,7 +10,8 @@ from prometheus_client.exposition import choose_encoder
 prometheus_client.disable_created_metrics()
 
 HTTP_LABELS = ("service", "route", "method", "status")
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Bucket boundaries include the SLO latency thresholds in use (200, 300, 800 ms) so the SLO is exact.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.8, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:

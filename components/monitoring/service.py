@@ -1,0 +1,117 @@
+"""Per-service monitoring: a ServiceMonitor, a Grafana dashboard and one SLO rule group."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from cnplatform.monitoring.dashboards import (
+    DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_json, service_dashboard,
+)
+from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS, ServiceSlo, slo_rule_group
+from cnplatform.monitoring.scrape import service_monitor_spec
+from cnplatform.monitoring.values import NAMESPACE, SCRAPE_SELECTOR
+from cnplatform.naming import MANAGED_BY, type_token
+
+MONITORING_API = "monitoring.coreos.com/v1"
+
+
+def monitoring_labels(service: str) -> dict[str, str]:
+    """Labels of every monitoring object of a service (``release`` makes Prometheus select it)."""
+    return {**SCRAPE_SELECTOR, "app.kubernetes.io/name": service, "app.kubernetes.io/component": "monitoring",
+            "app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def service_monitor_name(service: str) -> str:
+    return service
+
+
+def dashboard_configmap_name(service: str) -> str:
+    return f"dashboard-{service}"
+
+
+def prometheus_rule_name(service: str) -> str:
+    return f"{service}-slo"
+
+
+@dataclass
+class ServiceMonitoringArgs:
+    """Inputs of :class:`ServiceMonitoring`."""
+
+    service: str
+    """Service name (= its Service, ServiceAccount and ``app.kubernetes.io/name``)."""
+    namespace: str = "shop"
+    """Namespace the service runs in."""
+    availability: float = 99.9
+    """Availability objective in percent over 30 days."""
+    latency_ms: int = 300
+    """Requests slower than this count against the latency objective."""
+    latency_target: float = 99.0
+    """Percent of requests that must be faster than ``latency_ms``."""
+    latency_buckets: list[float] = field(default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS))
+    """Bucket boundaries (seconds) of the service's ``http_request_duration_seconds`` histogram."""
+    monitoring_namespace: str = NAMESPACE
+    """Where the ServiceMonitor, dashboard and rules live (Prometheus selects them in any namespace)."""
+    mtls_scrape_class: Optional[str] = None
+    """Scrape over Istio mTLS with this Prometheus scrape class (the mesh's STRICT mode), else plain HTTP."""
+
+    def slo(self) -> ServiceSlo:
+        return ServiceSlo(self.service, self.namespace, self.availability, self.latency_ms,
+                          self.latency_target, tuple(self.latency_buckets))
+
+
+class ServiceMonitoring(pulumi.ComponentResource):
+    """Scrape config, dashboard and SLO alerts of one service.
+
+    Pass ``depends_on`` the kube-prometheus-stack chart (its CRDs) in ``opts``.
+    """
+
+    rule_group: pulumi.Output[str]
+    """Name of the service's rule group."""
+    dashboard_uid: pulumi.Output[str]
+    """Grafana uid of the service's dashboard."""
+
+    def __init__(self, name: str, args: ServiceMonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("monitoring", "ServiceMonitoring"), name, None, opts)
+        deps = _depends_on(opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=deps)
+        svc, ns = args.service, args.monitoring_namespace
+        labels = monitoring_labels(svc)
+        slo = args.slo()
+
+        k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version=MONITORING_API, kind="ServiceMonitor",
+            metadata={"name": service_monitor_name(svc), "namespace": ns, "labels": labels},
+            spec=service_monitor_spec(svc, args.namespace, args.mtls_scrape_class),
+            opts=child,
+        )
+        dashboard = service_dashboard(slo)
+        k8s.core.v1.ConfigMap(
+            f"{name}-dashboard",
+            metadata={"name": dashboard_configmap_name(svc), "namespace": ns,
+                      "labels": {**labels, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}},
+            data={f"{svc}.json": dashboard_json(dashboard)},
+            opts=child,
+        )
+        group = slo_rule_group(slo)
+        k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version=MONITORING_API, kind="PrometheusRule",
+            metadata={"name": prometheus_rule_name(svc), "namespace": ns, "labels": labels},
+            spec={"groups": [group]},
+            opts=child,
+        )
+        self.rule_group = pulumi.Output.from_input(group["name"])
+        self.dashboard_uid = pulumi.Output.from_input(dashboard["uid"])
+        self.register_outputs({"rule_group": self.rule_group, "dashboard_uid": self.dashboard_uid})
+
+
+def _depends_on(opts: Optional[pulumi.ResourceOptions]) -> list:
+    """The component's own ``depends_on`` (Pulumi does not pass it on to children)."""
+    deps = opts.depends_on if opts is not None else None
+    if deps is None:
+        return []
+    return list(deps) if isinstance(deps, (list, tuple)) else [deps]
