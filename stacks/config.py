@@ -102,6 +102,12 @@ class AwsClusterOptions(Strict):
     #: IAM principals (role ARNs) granted cluster-admin through access entries.
     admin_role_arns: list[str] = []
     system_machine_type: str = "t3.large"
+    #: The tainted system node group (CoreDNS, Karpenter): 2+ nodes so the controller spreads over zones.
+    system_min_size: int = Field(2, ge=1)
+    system_max_size: int = Field(3, ge=1)
+    #: One NAT gateway per zone (zone-independent egress) or one per VPC; defaults to per zone in prod.
+    nat_per_zone: Optional[bool] = None
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 90
 
 
 class GcpClusterOptions(Strict):
@@ -333,6 +339,13 @@ class Receiver(Strict):
     from_: Optional[str] = Field(None, alias="from")
     _n = field_validator("name")(lambda cls, v: dns_label(v))
 
+    @model_validator(mode="after")
+    def _email(self) -> "Receiver":
+        missing = [k for k, v in (("to", self.to), ("smarthost", self.smarthost), ("from", self.from_)) if not v]
+        if self.type == "email" and missing:
+            raise ValueError(f"an email receiver needs {', '.join(missing)}")
+        return self
+
 
 class MonitoringConfig(Strict):
     enabled: bool = True
@@ -344,6 +357,15 @@ class MonitoringConfig(Strict):
     expose_grafana: bool = False
     receivers: list[Receiver] = []
     _st = field_validator("storage")(lambda cls, v: quantity(v))
+
+    @field_validator("receivers")
+    @classmethod
+    def _unique_receivers(cls, v: list[Receiver]) -> list[Receiver]:
+        names = [r.name for r in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate receiver name(s) {', '.join(dupes)} (each names a key of alertmanager-receivers)")
+        return v
 
     @field_validator("retention")
     @classmethod
@@ -357,12 +379,31 @@ class CicdConfig(Strict):
     enabled: bool = True
     admin_user: str = "admin"
     storage: str = "8Gi"
+    #: StorageClass of the Jenkins home volume (the cluster's default when unset).
+    storage_class: Optional[str] = None
     repo_url: str = "https://github.com/example/ecommerce-platform.git"
     branch: str = "main"
     #: Container registry the pipelines push to (defaults to the cluster's registry).
     registry: Optional[str] = None
+    #: Cluster Jenkins runs on (default: the stack's first cluster): one Jenkins per stack.
+    cluster: Optional[str] = None
+    #: Stacks this Jenkins deploys on ``branch``, in order (``pulumi up``), e.g. [dev, staging, prod]
+    #: for one promoting Jenkins. Default: the stack itself; none for tier dev (laptop state).
+    deploy_stacks: Optional[list[str]] = None
+    #: Stacks that wait for a manual approval (Jenkins ``input``) before ``pulumi up``.
+    approval_stacks: list[str] = ["prod"]
     expose: bool = False
     _st = field_validator("storage")(lambda cls, v: quantity(v))
+
+    @model_validator(mode="after")
+    def _stacks(self) -> "CicdConfig":
+        bad = [s for s in [*(self.deploy_stacks or []), *self.approval_stacks]
+               if not re.match(r"^[A-Za-z0-9_.-]+$", s)]
+        if bad:
+            raise ValueError(f"{bad} are not Pulumi stack names")
+        if self.cluster is not None:
+            dns_label(self.cluster)
+        return self
 
 
 class KarpenterConfig(Strict):
@@ -376,8 +417,27 @@ class KarpenterConfig(Strict):
 
 class CertManagerConfig(Strict):
     enabled: bool = True
+    #: ClusterIssuer kind: ``ca`` (self-signed CA, ``platform-ca``) or ``acme`` (Let's Encrypt, ``letsencrypt``).
+    #: Default: ``ca`` on local clusters, ``acme`` on cloud clusters.
+    issuer: Optional[Literal["ca", "acme"]] = None
     acme_email: str = "platform@example.com"
     acme_server: str = "https://acme-v02.api.letsencrypt.org/directory"
+    #: Ingress class of the ACME HTTP-01 solver (Istio's ingress controller answers through the gateway).
+    acme_ingress_class: str = "istio"
+
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v):
+            raise ValueError(f"{v!r} is not an e-mail address (Let's Encrypt sends expiry notices to it)")
+        return v
+
+    @field_validator("acme_server")
+    @classmethod
+    def _server(cls, v: str) -> str:
+        if not v.startswith("https://"):
+            raise ValueError(f"{v!r} is not an https:// ACME directory URL")
+        return v
 
 
 class AddonsConfig(Strict):
@@ -556,6 +616,11 @@ def parse_config(raw: dict, secret_keys: Optional[set[str]] = None) -> StackConf
                     f"`pulumi config set --secret {receiver.secret_config_key} <value>`")))
     if cfg is not None and not errors:
         from stacks.footprint import capacity_errors  # noqa: PLC0415 (avoids an import cycle)
+        from stacks.platform import layer_modules  # noqa: PLC0415
+
+        for module in layer_modules():  # rules that need a layer's knowledge (e.g. certificate issuance)
+            if hasattr(module, "config_errors"):
+                errors += module.config_errors(cfg)
 
         errors += capacity_errors(cfg)
     if errors:

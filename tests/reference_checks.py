@@ -121,7 +121,7 @@ OPEN_PATHS = {
 }
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available: ~10x faster
     """Safe loader tolerating the '=' value tag some CRDs use as a key (PyYAML issue 89)."""
 
 

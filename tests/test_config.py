@@ -44,7 +44,7 @@ def test_checked_in_stacks_are_valid(stack):
 def test_tier_defaults():
     dev = parse_config(GOOD)
     assert [dev.replicas(s) for s in dev.services] == [1, 1]
-    prod = parse_config({**GOOD, "tier": "prod", "clusters": [
+    prod = parse_config({**GOOD, "tier": "prod", "mesh": {"ingress": {"hosts": ["shop.example.com"]}}, "clusters": [
         {"name": "p", "cloud": "aws", "region": "eu-west-1",
          "node_pools": [{"name": "w", "machine_type": "m6i.xlarge", "min_size": 3, "max_size": 6}]}]})
     assert [prod.replicas(s) for s in prod.services] == [3, 3]
@@ -108,7 +108,8 @@ def test_limits_below_requests():
 
 
 def test_prod_with_one_replica():
-    raw = bad(lambda r: r.update(tier="prod", clusters=[{"name": "p", "cloud": "gcp", "region": "europe-west1"}]))
+    raw = bad(lambda r: r.update(tier="prod", clusters=[{"name": "p", "cloud": "gcp", "region": "europe-west1"}],
+                                 mesh={"ingress": {"hosts": ["shop.example.com"]}}))
     raw["services"][0]["replicas"] = 1
     errs = errors_of(raw)
     assert paths(errs) == ["services[0].replicas"] and "at least 3" in errs[0][1]
