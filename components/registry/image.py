@@ -1,0 +1,312 @@
+"""``ServiceImage``: build a service's image with Docker and make it available to one cluster.
+
+* ``local``: build only (``skip_push``), then ``kind load docker-image`` into the kind cluster; the
+  Deployment uses the content-hash tag (kind has no registry, so there is no digest to pin).
+* ``aws``: an ECR repository (scan on push, IMMUTABLE tags, KMS encryption, lifecycle policy) + push.
+* ``gcp``: push into the cluster's Artifact Registry Docker repository (:class:`ArtifactRepository`:
+  immutable tags, cleanup policy; one per cluster, like the registry the GKE nodes may pull from).
+
+Cloud clusters deploy the pushed image BY DIGEST (``repoDigest``). ``pulumi_aws`` / ``pulumi_gcp``
+are imported inside their branch only: a dev (local) program never loads them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+
+from cnplatform.naming import type_token
+
+
+def inherited_depends_on(opts: Optional[pulumi.ResourceOptions]) -> list[pulumi.Resource]:
+    """The component's own ``depends_on``, passed on to its children (children do not inherit it)."""
+    deps = opts.depends_on if opts is not None else None
+    if deps is None:
+        return []
+    if isinstance(deps, pulumi.Resource):
+        return [deps]
+    return [d for d in deps if isinstance(d, pulumi.Resource)]
+
+#: Files never part of an image build (caches); they do not change the content hash.
+IGNORED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git")
+IGNORED_SUFFIXES = (".pyc", ".pyo")
+
+
+def dockerignore_patterns(context: str | os.PathLike) -> list[tuple[bool, re.Pattern]]:
+    """``.dockerignore`` of a context as (exclude?, regex) rules, in file order (the last match wins)."""
+    file = Path(context) / ".dockerignore"
+    if not file.is_file():
+        return []
+    rules = []
+    for line in file.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        exclude = not line.startswith("!")
+        pattern = line.lstrip("!").strip().strip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.find("]", i)
+                if end == -1:
+                    regex, i = regex + re.escape(pattern[i]), i + 1
+                else:
+                    regex, i = regex + pattern[i:end + 1], end + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((exclude, re.compile(f"^{regex}$")))
+    return rules
+
+
+def _ignored(rel: str, rules: list[tuple[bool, re.Pattern]]) -> bool:
+    """Docker semantics: a path is out when the last rule matching it or one of its parent dirs excludes."""
+    parts = rel.split("/")
+    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    ignored = False
+    for exclude, regex in rules:
+        if any(regex.match(c) for c in candidates):
+            ignored = exclude
+    return ignored
+
+
+def context_digest(context: str | os.PathLike, length: int = 12) -> str:
+    """A deterministic hash of a build context (relative paths + bytes), used as the image tag.
+
+    Files the build never sees (``.dockerignore``) and caches do not count. A change anywhere else
+    gives a new tag, so the Deployment changes and rolls; an unchanged tree gives the same tag, so
+    nothing is rebuilt, pushed or rolled.
+    """
+    root = Path(context)
+    rules = dockerignore_patterns(root)
+    sha = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root)
+        if any(part in IGNORED_PARTS for part in rel.parts) or path.suffix in IGNORED_SUFFIXES:
+            continue
+        if _ignored(rel.as_posix(), rules):
+            continue
+        sha.update(rel.as_posix().encode() + b"\0")
+        sha.update(hashlib.sha256(path.read_bytes()).digest())
+    return sha.hexdigest()[:length]
+
+
+def ecr_lifecycle_policy(keep: int) -> str:
+    """ECR lifecycle policy JSON: expire everything but the ``keep`` most recent images."""
+    return json.dumps({"rules": [{
+        "rulePriority": 1,
+        "description": f"keep the {keep} most recent images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+        "action": {"type": "expire"},
+    }]}, sort_keys=True)
+
+
+def artifact_registry_host(region: str) -> str:
+    return f"{region}-docker.pkg.dev"
+
+
+def artifact_registry_url(region: str, project: str, repository: str) -> str:
+    return f"{artifact_registry_host(region)}/{project}/{repository}"
+
+
+def artifact_cleanup_policies(keep: int) -> list[dict]:
+    """Artifact Registry cleanup: KEEP wins over DELETE, so all but the ``keep`` most recent versions go."""
+    return [
+        {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": keep}},
+        {"id": "delete-older", "action": "DELETE", "condition": {"tag_state": "ANY"}},
+    ]
+
+
+@dataclass
+class ServiceImageArgs:
+    """Inputs of :class:`ServiceImage`."""
+
+    service: str
+    """Service name (image / repository name)."""
+    context: str = "services"
+    """Docker build context, relative to the Pulumi project directory."""
+    dockerfile: Optional[str] = None
+    """Dockerfile path relative to the project directory; default ``<context>/<service>/Dockerfile``."""
+    tag: str = "latest"
+    """Image tag; the stack passes :func:`context_digest` of the context (immutable, content-addressed)."""
+    platform: str = "linux/amd64"
+    """Target platform of the build (cluster nodes are amd64)."""
+    cloud: str = "local"
+    """``local`` (kind), ``aws`` (ECR) or ``gcp`` (Artifact Registry)."""
+    cluster: str = "dev"
+    """Cluster name: kind cluster to load into; prefix of the cloud repository name."""
+    kind_load: bool = True
+    """local: run ``kind load docker-image`` (False for an existing non-kind context)."""
+    local_repository: str = "ecommerce-platform"
+    """local: image name prefix of the local build."""
+    region: Optional[str] = None
+    """aws/gcp: region of the registry (the cluster's region)."""
+    project: Optional[str] = None
+    """gcp: project of the Artifact Registry repository."""
+    repository: str = "platform"
+    """gcp: Artifact Registry repository id to push into (created once per cluster by ArtifactRepository)."""
+    keep_images: int = 20
+    """Images kept per repository by the lifecycle / cleanup policy."""
+    force_delete: bool = False
+    """Delete the repository even when it holds images (non-prod)."""
+
+
+class ServiceImage(pulumi.ComponentResource):
+    """One service image, built and made pullable by one cluster."""
+
+    image_ref: pulumi.Output[str]
+    """What a Deployment runs: ``repo@sha256:...`` (cloud) or ``name:tag`` (local kind)."""
+    image_name: pulumi.Output[str]
+    """Built image name with tag."""
+    repository_url: pulumi.Output[str]
+    """Repository the image lives in (local: the local name)."""
+
+    #: Resources a Deployment must wait for (the push, or the kind load).
+    ready: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: ServiceImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("registry", "ServiceImage"), name, None, opts)
+        self._deps = inherited_depends_on(opts)
+        build = docker.DockerBuildArgs(
+            context=args.context,
+            dockerfile=args.dockerfile or f"{args.context}/{args.service}/Dockerfile",
+            platform=args.platform,
+        )
+        if args.cloud == "local":
+            repository, image_ref = self._local(name, args, build)
+        elif args.cloud == "aws":
+            repository, image_ref = self._aws(name, args, build)
+        elif args.cloud == "gcp":
+            repository, image_ref = self._gcp(name, args, build)
+        else:
+            raise ValueError(f"ServiceImage {name!r}: unknown cloud {args.cloud!r}")
+        self.repository_url = pulumi.Output.from_input(repository)
+        self.image_ref = pulumi.Output.from_input(image_ref)
+        self.register_outputs({"image_ref": self.image_ref, "image_name": self.image_name,
+                               "repository_url": self.repository_url})
+
+    def _local(self, name: str, args: ServiceImageArgs, build):
+        import pulumi_command as command
+
+        repository = f"{args.local_repository}/{args.service}"
+        image = docker.Image(f"{name}-image", image_name=f"{repository}:{args.tag}", build=build, skip_push=True,
+                             opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps))
+        self.image_name = image.image_name
+        self.ready = [image]
+        if args.kind_load:
+            load = command.local.Command(
+                f"{name}-kind-load",
+                create=pulumi.Output.concat("kind load docker-image ", image.image_name, " --name ", args.cluster),
+                triggers=[image.image_name],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, image]),
+            )
+            self.ready = [load]
+        # kind has no registry: the tag (a content hash) is the immutable reference.
+        return repository, image.image_name
+
+    def _aws(self, name: str, args: ServiceImageArgs, build):
+        import pulumi_aws as aws
+
+        child = pulumi.ResourceOptions(parent=self, depends_on=self._deps)
+        repo = aws.ecr.Repository(
+            f"{name}-repo",
+            name=f"{args.cluster}/{args.service}",
+            region=args.region,
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "KMS"}],
+            force_delete=args.force_delete,
+            opts=child,
+        )
+        aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, region=args.region,
+                                policy=ecr_lifecycle_policy(args.keep_images), opts=child)
+        token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id, region=args.region,
+                                                       opts=pulumi.InvokeOutputOptions(parent=self))
+        image = docker.Image(
+            f"{name}-image",
+            image_name=pulumi.Output.concat(repo.repository_url, ":", args.tag),
+            build=build,
+            registry=docker.RegistryArgs(server=repo.repository_url, username=token.user_name,
+                                         password=pulumi.Output.secret(token.password)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, repo]),
+        )
+        self.image_name = image.image_name
+        self.ready = [image]
+        return repo.repository_url, image.repo_digest
+
+    def _gcp(self, name: str, args: ServiceImageArgs, build):
+        import pulumi_gcp as gcp
+
+        if not args.region or not args.project:
+            raise ValueError(f"ServiceImage {name!r}: gcp needs region and project")
+        # The cluster's Artifact Registry repository (one per cluster, see ArtifactRepository).
+        url = artifact_registry_url(args.region, args.project, args.repository)
+        client = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        image = docker.Image(
+            f"{name}-image",
+            image_name=f"{url}/{args.service}:{args.tag}",
+            build=build,
+            registry=docker.RegistryArgs(server=artifact_registry_host(args.region), username="oauth2accesstoken",
+                                         password=pulumi.Output.secret(client.access_token)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps),
+        )
+        self.image_name = image.image_name
+        self.ready = [image]
+        return url, image.repo_digest
+
+
+@dataclass
+class ArtifactRepositoryArgs:
+    """Inputs of :class:`ArtifactRepository`."""
+
+    project: str
+    """GCP project."""
+    region: str
+    """Region (the cluster's)."""
+    repository: str = "platform"
+    """Repository id (the GKE cluster's ``registry_repository``: its nodes may pull from it)."""
+    keep_images: int = 20
+    """Versions kept per image by the cleanup policy."""
+
+
+class ArtifactRepository(pulumi.ComponentResource):
+    """A Docker repository in Artifact Registry: immutable tags, cleanup policy (one per GKE cluster)."""
+
+    url: pulumi.Output[str]
+    """``<region>-docker.pkg.dev/<project>/<repository>``."""
+
+    repository: pulumi.Resource
+
+    def __init__(self, name: str, args: ArtifactRepositoryArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("registry", "ArtifactRepository"), name, None, opts)
+        import pulumi_gcp as gcp
+
+        self.repository = gcp.artifactregistry.Repository(
+            f"{name}-repo",
+            repository_id=args.repository,
+            project=args.project,
+            location=args.region,
+            format="DOCKER",
+            description="Service images (pushed by Pulumi and CI), deployed by digest",
+            docker_config={"immutable_tags": True},
+            cleanup_policy_dry_run=False,
+            cleanup_policies=artifact_cleanup_policies(args.keep_images),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=inherited_depends_on(opts)),
+        )
+        self.url = pulumi.Output.from_input(artifact_registry_url(args.region, args.project, args.repository))
+        self.register_outputs({"url": self.url})

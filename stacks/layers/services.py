@@ -1,0 +1,247 @@
+"""Services layer: per service on the cluster, its image, its database and its Microservice.
+
+Tier defaults live here (config -> component args): replicas ``cfg.replicas(svc)`` (dev 1,
+staging 2, prod 3), HPA min = replicas and max = max(3 * replicas, 3), strict zone spread and a
+PDB in prod, cloud databases highly available, deletion-protected and ``protect``-ed in prod.
+Cloud SDKs are imported only inside the cloud branches of the components.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+
+from cnplatform.database import (CloudSqlPrivateAccess, CloudSqlPrivateAccessArgs, MySqlDatabase,
+                                 MySqlDatabaseArgs)
+from cnplatform.database import spec as db_spec
+from cnplatform.microservice import Microservice, MicroserviceArgs, Peer, SecretKeyRef
+from cnplatform.registry import (ArtifactRepository, ArtifactRepositoryArgs, ServiceImage, ServiceImageArgs,
+                                 context_digest)
+from cnplatform.topology import callers_of
+from stacks.footprint import Workload
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Requests/limits of an in-cluster (dev) MySQL pod; the footprint counts the same values.
+LOCAL_MYSQL_RESOURCES = {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+#: Cloud database sizes per tier (no config knob yet: staging/dev small, prod general purpose).
+RDS_INSTANCE_CLASS = {"dev": "db.t4g.micro", "staging": "db.t4g.small", "prod": "db.m6g.large"}
+CLOUDSQL_TIER = {"dev": "db-custom-1-3840", "staging": "db-custom-1-3840", "prod": "db-custom-2-7680"}
+BACKUP_RETENTION_DAYS = {"dev": 1, "staging": 7, "prod": 14}
+KEEP_IMAGES = 20
+
+
+def _cluster_attr(ctx, attr: str, purpose: str, required: bool = True) -> Any:
+    """An attribute the cloud cluster component exposes (VPC, subnets, network...), with a clear error."""
+    value = getattr(ctx.cluster, attr, None)
+    if value is None and required:
+        module = {"aws": "components/cluster/eks.py", "gcp": "components/cluster/gke.py"}.get(
+            ctx.cluster_cfg.cloud, "the cluster component")
+        raise AttributeError(
+            f"cluster {ctx.name!r} ({ctx.cluster_cfg.cloud}) does not expose {attr!r}, needed for {purpose}: "
+            f"{module} must set `self.{attr}`")
+    return value
+
+
+def build_context(build: str) -> tuple[str, str]:
+    """``services/user`` -> (context ``services``, dockerfile ``services/user/Dockerfile``), project-relative."""
+    path = Path(build)
+    return (path.parent.as_posix() or ".", (path / "Dockerfile").as_posix())
+
+
+def autoscaling_bounds(cfg, svc) -> tuple[int, int]:
+    """(min, max) of the HPA: min = configured or replicas; max = configured or max(3 * replicas, 3)."""
+    replicas = cfg.replicas(svc)
+    low = svc.autoscaling.min_replicas or replicas
+    high = svc.autoscaling.max_replicas or max(3 * replicas, 3)
+    return low, max(low, high)
+
+
+#: Attributes under which a cloud cluster exposes its explicit cloud provider (region/project/tags).
+CLOUD_PROVIDER_ATTRS = ("aws_provider", "gcp_provider", "cloud_provider")
+
+
+def _cloud_opts(ctx, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+    """k8s options plus the cluster's explicit cloud provider when it exposes one."""
+    opts = ctx.k8s_opts(*depends_on)
+    cloud_provider = next((p for p in (getattr(ctx.cluster, a, None) for a in CLOUD_PROVIDER_ATTRS) if p), None)
+    if cloud_provider is not None:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[cloud_provider]))
+    return opts
+
+
+def _registry_repository(ctx) -> str:
+    """The GKE cluster's repository id (its ``registry_url`` ends with it; its nodes may pull from it)."""
+    return getattr(ctx.cluster, "registry_repository", None) or "platform"
+
+
+def _artifact_repository(ctx) -> ArtifactRepository:
+    """GCP: the cluster's Docker repository (``cluster.registry_repository``), created once per cluster."""
+    if "artifact_repository" not in ctx.parts:
+        cc = ctx.cluster_cfg
+        ctx.parts["artifact_repository"] = ArtifactRepository(f"{ctx.name}-registry", ArtifactRepositoryArgs(
+            project=cc.gcp.project, region=cc.region,
+            repository=_registry_repository(ctx), keep_images=KEEP_IMAGES,
+        ), opts=_cloud_opts(ctx))
+    return ctx.parts["artifact_repository"]
+
+
+def _image(ctx, svc) -> tuple[Any, list[pulumi.Resource]]:
+    """(image reference the Deployment runs, resources to wait for): the configured image, or a build."""
+    if svc.image:
+        return svc.image, []
+    cc = ctx.cluster_cfg
+    context, dockerfile = build_context(svc.build)
+    args = ServiceImageArgs(
+        service=svc.name, context=context, dockerfile=dockerfile, tag=context_digest(ROOT / context),
+        cloud=cc.cloud, cluster=ctx.name, kind_load=not cc.local.existing_context,
+        region=cc.region if cc.cloud != "local" else None,
+        keep_images=KEEP_IMAGES, force_delete=not ctx.cfg.protect,
+    )
+    depends: list[pulumi.Resource] = []
+    if cc.cloud == "gcp":
+        repository = _artifact_repository(ctx)
+        args.project = cc.gcp.project
+        args.repository = _registry_repository(ctx)
+        depends.append(repository)
+    image = ServiceImage(f"{ctx.name}-{svc.name}-image", args, opts=_cloud_opts(ctx, *depends))
+    return image.image_ref, image.ready
+
+
+def _private_access(ctx) -> tuple[Optional[pulumi.Resource], Any]:
+    """GCP: the cluster's private services access (Cloud SQL), or one created here once per cluster."""
+    if "cloudsql_private_access" in ctx.parts:
+        return ctx.parts["cloudsql_private_access"]
+    connection = getattr(ctx.cluster, "private_service_connection", None)
+    cidr = getattr(ctx.cluster, "private_services_cidr", None)
+    if connection is None or cidr is None:
+        access = CloudSqlPrivateAccess(f"{ctx.name}-cloudsql-psa", CloudSqlPrivateAccessArgs(
+            network_id=_cluster_attr(ctx, "network_id", "Cloud SQL private IP (private services access)"),
+            project=ctx.cluster_cfg.gcp.project), opts=_cloud_opts(ctx))
+        connection, cidr = access.connection, access.cidr
+    ctx.parts["cloudsql_private_access"] = (connection, cidr)
+    return connection, cidr
+
+
+def _database(ctx, svc) -> tuple[MySqlDatabase, list]:
+    """The service's database and the CIDRs its pods must reach it at (empty in cluster)."""
+    cfg, cc = ctx.cfg, ctx.cluster_cfg
+    prod = cfg.tier == "prod"
+    args = MySqlDatabaseArgs(
+        service=svc.name, namespace=svc.namespace, cloud=cc.cloud, database=svc.database.name,
+        storage=svc.database.storage, mysql_version=svc.database.mysql_version, cluster=ctx.name,
+        cpu_request=LOCAL_MYSQL_RESOURCES["requests"]["cpu"],
+        memory_request=LOCAL_MYSQL_RESOURCES["requests"]["memory"],
+        cpu_limit=LOCAL_MYSQL_RESOURCES["limits"]["cpu"], memory_limit=LOCAL_MYSQL_RESOURCES["limits"]["memory"],
+        region=cc.region if cc.cloud != "local" else None,
+        high_availability=prod, deletion_protection=prod, protect=cfg.protect,
+        backup_retention_days=BACKUP_RETENTION_DAYS[cfg.tier],
+    )
+    depends: list[pulumi.Resource] = [ctx.baseline.namespaces[svc.namespace]]
+    cidrs: list = []
+    if cc.cloud == "aws":
+        purpose = f"the RDS database of {svc.name!r}"
+        args.vpc_id = _cluster_attr(ctx, "vpc_id", purpose)
+        args.subnet_ids = _cluster_attr(ctx, "private_subnet_ids", purpose)
+        vpc_cidr = _cluster_attr(ctx, "vpc_cidr", purpose, required=False) or cc.aws.vpc_cidr
+        args.allowed_cidrs = [vpc_cidr]
+        args.instance_class = RDS_INSTANCE_CLASS[cfg.tier]
+        cidrs = [vpc_cidr]
+    elif cc.cloud == "gcp":
+        args.project = cc.gcp.project
+        args.network_id = (_cluster_attr(ctx, "network_self_link", "", required=False)
+                           or _cluster_attr(ctx, "network_id", f"the Cloud SQL database of {svc.name!r}"))
+        args.tier = CLOUDSQL_TIER[cfg.tier]
+        connection, cidr = _private_access(ctx)
+        depends.append(connection)
+        cidrs = [cidr]
+    db = MySqlDatabase(f"{ctx.name}-{svc.name}-db", args, opts=_cloud_opts(ctx, *depends))
+    return db, cidrs
+
+
+def multi_network(cfg) -> bool:
+    """The mesh spans networks (east-west gateways): configured, or on when the stack has > 1 cluster."""
+    if not cfg.mesh.enabled:
+        return False
+    configured = cfg.mesh.east_west_gateway
+    return configured if configured is not None else len(cfg.clusters) > 1
+
+
+def service_args(cfg, svc, *, image: Any, mesh_enabled: bool,
+                 monitoring_namespace: Optional[str], gateway_labels: Optional[dict] = None,
+                 database: Optional[MySqlDatabase] = None, database_cidrs: Optional[list] = None) -> MicroserviceArgs:
+    """Config -> MicroserviceArgs with the tier defaults (pure apart from reading ``database``).
+
+    Calls and callers are not filtered by cluster: in a multi-cluster mesh a peer may run in another
+    cluster (reached through the east-west gateways), and a selector matching no local pod is harmless.
+    """
+    replicas = cfg.replicas(svc)
+    low, high = autoscaling_bounds(cfg, svc)
+    callers = callers_of({s.name: s.calls for s in cfg.services}).get(svc.name, [])
+    args = MicroserviceArgs(
+        name=svc.name, namespace=svc.namespace, image=image, port=svc.port, replicas=replicas,
+        cpu_request=svc.resources.requests.cpu, memory_request=svc.resources.requests.memory,
+        cpu_limit=svc.resources.limits.cpu, memory_limit=svc.resources.limits.memory,
+        env=dict(svc.env),
+        secret_env={k: SecretKeyRef(v.secret, v.key) for k, v in svc.secret_env.items()},
+        calls=[Peer(c, cfg.service(c).namespace, cfg.service(c).port) for c in svc.calls],
+        callers=[Peer(c, cfg.service(c).namespace, cfg.service(c).port) for c in callers],
+        liveness_path=svc.health.liveness, readiness_path=svc.health.readiness, startup_path=svc.health.startup,
+        autoscaling_enabled=svc.autoscaling.enabled, autoscaling_min=low, autoscaling_max=high,
+        cpu_target=svc.autoscaling.cpu_target,
+        expose_path=svc.expose.path if svc.expose else None,
+        slo_availability=svc.slo.availability, slo_latency_ms=svc.slo.latency_ms,
+        slo_latency_target=svc.slo.latency_target,
+        canary_image=svc.canary.image if svc.canary else None,
+        canary_weight=svc.canary.weight if svc.canary else 0,
+        mesh_enabled=mesh_enabled, east_west_gateway=mesh_enabled and multi_network(cfg),
+        monitoring_namespace=monitoring_namespace,
+        strict_zone_spread=cfg.tier == "prod",
+    )
+    if gateway_labels:
+        args.ingress_gateway_labels = dict(gateway_labels)
+    if database is not None:
+        args.database_host = database.host
+        args.database_name = database.database_name
+        args.database_user = database.user_name
+        args.database_secret = database.secret
+        args.database_pod_labels = dict(database.pod_labels)
+        args.database_cidrs = list(database_cidrs or [])
+    return args
+
+
+def deploy(ctx) -> None:
+    cfg = ctx.cfg
+    services = cfg.services_on(ctx.name)
+    ctx.parts["services"] = {}
+    if not services:
+        return
+    mesh = ctx.parts.get("mesh")
+    gateway_labels = getattr(mesh, "ingress_gateway_labels", None) if mesh is not None else None
+    created: dict[str, Microservice] = {}
+    for svc in services:
+        namespace = ctx.baseline.namespaces[svc.namespace]
+        image, image_ready = _image(ctx, svc)
+        database, cidrs = (None, [])
+        if svc.database is not None:
+            database, cidrs = _database(ctx, svc)
+        args = service_args(
+            cfg, svc, image=image, mesh_enabled=cfg.mesh.enabled,
+            monitoring_namespace="monitoring" if cfg.monitoring.enabled else None,
+            gateway_labels=gateway_labels if isinstance(gateway_labels, dict) else None,
+            database=database, database_cidrs=cidrs)
+        depends = [namespace, *image_ready, *(database.ready if database else [])]
+        if cfg.mesh.enabled and isinstance(mesh, pulumi.Resource):
+            # Pods created before the sidecar injector is up would run without a sidecar.
+            depends.append(mesh)
+        created[svc.name] = Microservice(f"{ctx.name}-{svc.name}", args, opts=ctx.k8s_opts(*depends))
+    ctx.parts["services"] = created
+    ctx.outputs["services"] = {name: {"url": m.url, "image": m.args.image} for name, m in created.items()}
+
+
+def footprint(cfg, cluster_cfg) -> list[Workload]:
+    """In-cluster databases (services and their sidecars are counted by stacks.footprint)."""
+    if cluster_cfg.cloud != "local":
+        return []
+    return [Workload.of("databases", db_spec.workload_name(s.name), 1, LOCAL_MYSQL_RESOURCES)
+            for s in cfg.services_on(cluster_cfg.name) if s.database is not None]
