@@ -228,6 +228,20 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+@mock_output("kubernetes:core/v1:Secret")
+def _service_account_token(name: str, inputs: dict) -> dict:
+    """The API server fills a ``kubernetes.io/service-account-token`` Secret (mesh remote secrets read it)."""
+    if inputs.get("type") != "kubernetes.io/service-account-token":
+        return {}
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+    ns = (inputs.get("metadata") or {}).get("namespace", "default")
+    return {"data": {"token": b64(secret_placeholder(name)), "namespace": b64(ns),
+                     "ca.crt": b64(fake_pem("CERTIFICATE", "cluster-ca"))}}
+
+
 # -------------------------------------------------------------------------------------- runner
 
 
@@ -248,7 +262,7 @@ class Capture:
         """The cluster a resource belongs to: for Kubernetes objects the cluster owning their provider,
         otherwise the cluster component among its ancestors; ``_stack`` when none."""
         index = self._index()
-        if reg.type.startswith("kubernetes:") and reg.provider_urn in index:
+        if reg.provider_urn in index:
             provider = index[reg.provider_urn]
             return self._owning_cluster(provider, index) or provider.name.removesuffix("-k8s")
         return self._owning_cluster(reg, index) or "_stack"

@@ -144,8 +144,9 @@ class ServiceImageArgs:
     """Dockerfile path relative to the project directory; default ``<context>/<service>/Dockerfile``."""
     tag: str = "latest"
     """Image tag; the stack passes :func:`context_digest` of the context (immutable, content-addressed)."""
-    platform: str = "linux/amd64"
-    """Target platform of the build (cluster nodes are amd64)."""
+    platform: Optional[str] = None
+    """Target platform of the build; default: ``linux/amd64`` for cloud registries (amd64 node pools),
+    the builder's own platform for local kind clusters (so Apple Silicon laptops run native images)."""
     cloud: str = "local"
     """``local`` (kind), ``aws`` (ECR) or ``gcp`` (Artifact Registry)."""
     cluster: str = "dev"
@@ -185,7 +186,7 @@ class ServiceImage(pulumi.ComponentResource):
         build = docker.DockerBuildArgs(
             context=args.context,
             dockerfile=args.dockerfile or f"{args.context}/{args.service}/Dockerfile",
-            platform=args.platform,
+            platform=args.platform or (None if args.cloud == "local" else "linux/amd64"),
         )
         if args.cloud == "local":
             repository, image_ref = self._local(name, args, build)

@@ -1,0 +1,40 @@
+"""Small helpers shared by the mesh components (registration only; no policy here)."""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from cnplatform.naming import MANAGED_BY
+
+#: Labels on every object the mesh components create.
+MESH_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": "ecommerce-platform"}
+
+
+def inherited_depends_on(opts: Optional[pulumi.ResourceOptions]) -> list[Any]:
+    """The ``depends_on`` of a component's options, as a list (children do not inherit it from the parent)."""
+    deps = opts.depends_on if opts is not None else None
+    if deps is None:
+        return []
+    if isinstance(deps, (list, tuple)):
+        return list(deps)
+    return [deps]
+
+
+def child_opts(parent: pulumi.Resource, base: Sequence[Any], *extra: pulumi.Resource,
+               **kwargs) -> pulumi.ResourceOptions:
+    """Options for a child: parented, and depending on what the component depends on plus ``extra``."""
+    return pulumi.ResourceOptions(parent=parent, depends_on=[*base, *extra], **kwargs)
+
+
+def custom_resource(name: str, doc: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """Register a manifest built by a pure function (apiVersion, kind, metadata, spec)."""
+    return k8s.apiextensions.CustomResource(
+        name, api_version=doc["apiVersion"], kind=doc["kind"], metadata=doc["metadata"],
+        spec=doc.get("spec", {}), opts=opts,
+    )
+
+
+def metadata(name: str, namespace: str, labels: Optional[dict] = None, **extra) -> dict:
+    return {"name": name, "namespace": namespace, "labels": {**MESH_LABELS, **(labels or {})}, **extra}

@@ -1,0 +1,342 @@
+"""Istio on one cluster, from the upstream charts (base, istiod, gateway) pinned at ISTIO_VERSION.
+
+Order on an empty cluster (one ``pulumi up``): namespace -> intermediate CA ``cacerts`` Secret and the
+base chart (CRDs) -> istiod (plugged-in CA, validation + injection webhooks) -> gateways (their pods
+are injected by istiod) and every Istio custom resource (after the CRDs and the validation webhook).
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from cnplatform.mesh import values as v
+from cnplatform.mesh._resources import MESH_LABELS, child_opts, custom_resource, inherited_depends_on, metadata
+from cnplatform.mesh.authorization import allow_nothing, peer_authentication
+from cnplatform.mesh.ca import CACERTS_SECRET, HOURS_PER_YEAR, MeshRootCa, MeshRootCaArgs, cacerts_data, intermediate_ca
+from cnplatform.naming import service_account_principal, type_token
+
+NETWORKING_API = "networking.istio.io/v1"
+PUBLIC_GATEWAY_NAME = "public-gateway"
+CROSS_NETWORK_GATEWAY_NAME = "cross-network-gateway"
+DEFAULT_TLS_SECRET = "ingress-gateway-tls"
+READER_TOKEN_SECRET = "istio-reader-service-account-token"
+
+
+@dataclass
+class IstioMeshArgs:
+    """Inputs of :class:`IstioMesh` (flat, plain values; tier policy is decided by the caller)."""
+
+    cluster_name: str
+    """Cluster name (``global.multiCluster.clusterName``; also names the intermediate CA)."""
+    network: str = ""
+    """Istio network of the cluster (``global.network``); defaults to ``network-<cluster_name>``."""
+    mesh_id: str = "ecommerce-mesh"
+    """Mesh ID shared by every cluster of the mesh."""
+    trust_domain: str = "cluster.local"
+    """SPIFFE trust domain (the same in every cluster so identities match across clusters)."""
+    istiod_replicas: int = 1
+    """istiod replicas (HPA minimum when autoscaling); > 1 also renders its PodDisruptionBudget."""
+    istiod_autoscale_max: int = 1
+    """istiod HPA maximum; autoscaling is on when it exceeds ``istiod_replicas``."""
+    istiod_cpu_request: str = "100m"
+    """istiod CPU request."""
+    istiod_memory_request: str = "256Mi"
+    """istiod memory request."""
+    istiod_cpu_limit: str = "1"
+    """istiod CPU limit."""
+    istiod_memory_limit: str = "1Gi"
+    """istiod memory limit."""
+    proxy_cpu_request: str = "100m"
+    """Sidecar (istio-proxy) CPU request."""
+    proxy_memory_request: str = "128Mi"
+    """Sidecar memory request."""
+    proxy_cpu_limit: str = "500m"
+    """Sidecar CPU limit."""
+    proxy_memory_limit: str = "256Mi"
+    """Sidecar memory limit."""
+    access_logs: bool = True
+    """Envoy access logs to /dev/stdout as JSON."""
+    outbound_traffic_policy: str = "ALLOW_ANY"
+    """``ALLOW_ANY`` or ``REGISTRY_ONLY`` (egress only to hosts in the registry / ServiceEntries)."""
+    hold_application_until_proxy_starts: bool = True
+    """Start app containers only once the sidecar is ready."""
+    gateway_replicas: int = 1
+    """Ingress (and east-west) gateway replicas / HPA minimum; > 1 also renders a PodDisruptionBudget."""
+    gateway_autoscale_max: int = 1
+    """Gateway HPA maximum; autoscaling is on when it exceeds ``gateway_replicas``."""
+    gateway_cpu_request: str = "50m"
+    """Gateway CPU request."""
+    gateway_memory_request: str = "64Mi"
+    """Gateway memory request."""
+    gateway_cpu_limit: str = "1"
+    """Gateway CPU limit."""
+    gateway_memory_limit: str = "512Mi"
+    """Gateway memory limit."""
+    gateway_service_type: str = "NodePort"
+    """``NodePort`` (kind) or ``LoadBalancer`` (cloud)."""
+    http_node_port: Optional[int] = None
+    """Fixed NodePort of HTTP (kind maps it to a host port)."""
+    https_node_port: Optional[int] = None
+    """Fixed NodePort of HTTPS."""
+    load_balancer_annotations: dict[str, str] = field(default_factory=dict)
+    """Annotations of LoadBalancer gateway Services (explicit per cloud)."""
+    spread_zones: bool = False
+    """Spread istiod and gateway replicas over zones."""
+    ingress_gateway: bool = True
+    """Install the public ingress gateway and its ``public-gateway`` Istio Gateway."""
+    ingress_hosts: list[str] = field(default_factory=lambda: ["*"])
+    """Hosts the public gateway serves."""
+    tls_secret_name: str = DEFAULT_TLS_SECRET
+    """kubernetes.io/tls Secret in istio-system with the public certificate."""
+    self_signed_tls: bool = False
+    """Create ``tls_secret_name`` with a self-signed certificate (local clusters without cert-manager)."""
+    east_west_gateway: bool = False
+    """Install the east-west gateway (multi-primary, multi-network) and its cross-network Gateway."""
+    remote_access: bool = False
+    """Create a token for istio-reader-service-account so other clusters' istiods can read this one."""
+    app_namespaces: list[str] = field(default_factory=list)
+    """Application namespaces: each gets a default allow-nothing AuthorizationPolicy."""
+    pod_security: str = "restricted"
+    """Pod Security Standards level enforced on istio-system (istiod and gateways run as non-root)."""
+    root_cert_pem: Optional[pulumi.Input[str]] = None
+    """Root CA certificate shared by the clusters of the mesh (None: a root for this mesh alone)."""
+    root_key_pem: Optional[pulumi.Input[str]] = None
+    """Root CA private key (secret)."""
+    intermediate_validity_hours: int = 3 * HOURS_PER_YEAR
+    """Lifetime of this cluster's intermediate CA."""
+    intermediate_early_renewal_hours: int = 30 * 24
+    """Re-issue the intermediate this long before it expires."""
+
+    def __post_init__(self) -> None:
+        if not self.network:
+            self.network = f"network-{self.cluster_name}"
+
+
+# ------------------------------------------------------------------------------------ pure builders
+
+
+def namespace_labels(args: IstioMeshArgs) -> dict[str, str]:
+    level = args.pod_security
+    return {
+        **MESH_LABELS,
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/audit": level,
+        "pod-security.kubernetes.io/warn": level,
+        # Multi-network: istiod learns the cluster's network from its namespace.
+        "topology.istio.io/network": args.network,
+    }
+
+
+def public_gateway(hosts: list[str], tls_secret_name: str, namespace: str = v.ISTIO_NAMESPACE,
+                   name: str = PUBLIC_GATEWAY_NAME) -> dict:
+    """HTTPS on 443 with the TLS Secret; HTTP on 80 only redirects to HTTPS."""
+    return {
+        "apiVersion": NETWORKING_API, "kind": "Gateway",
+        "metadata": metadata(name, namespace),
+        "spec": {
+            "selector": dict(v.INGRESS_GATEWAY_LABELS),
+            "servers": [
+                {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": list(hosts),
+                 "tls": {"httpsRedirect": True}},
+                {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": list(hosts),
+                 "tls": {"mode": "SIMPLE", "credentialName": tls_secret_name}},
+            ],
+        },
+    }
+
+
+def cross_network_gateway(namespace: str = v.ISTIO_NAMESPACE) -> dict:
+    """Expose every service of the cluster to the other networks through the east-west gateway
+    (mTLS end to end: the gateway routes on SNI and never terminates TLS)."""
+    return {
+        "apiVersion": NETWORKING_API, "kind": "Gateway",
+        "metadata": metadata(CROSS_NETWORK_GATEWAY_NAME, namespace),
+        "spec": {
+            "selector": dict(v.EASTWEST_GATEWAY_LABELS),
+            "servers": [{"port": {"number": 15443, "name": "tls", "protocol": "TLS"},
+                         "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}],
+        },
+    }
+
+
+def gateway_selector(release: str, labels: dict[str, str]) -> dict[str, str]:
+    """The pod selector the gateway chart derives: ``app: <release>``, ``istio: <labels.istio>``."""
+    return {"app": release, "istio": labels["istio"]}
+
+
+def gateway_network_policy(release: str, labels: dict[str, str], ports: list[int],
+                           namespace: str = v.ISTIO_NAMESPACE) -> dict:
+    """Gateway pods accept connections on their listener, health and metrics ports only (from anywhere:
+    clients, load balancers and node ports); egress stays open (istiod, every service, other clusters)."""
+    return {
+        "metadata": metadata(release, namespace),
+        "spec": {
+            "podSelector": {"matchLabels": gateway_selector(release, labels)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"ports": [{"port": p, "protocol": "TCP"} for p in ports]}],
+            "egress": [{}],
+        },
+    }
+
+
+def self_signed_names(hosts: list[str]) -> list[str]:
+    names = [h for h in hosts if h != "*" and not h.startswith("*.")] + [h for h in hosts if h.startswith("*.")]
+    return names or ["localhost", "shop.localtest.me"]
+
+
+# ---------------------------------------------------------------------------------------- component
+
+
+class IstioMesh(pulumi.ComponentResource):
+    """Istio control plane, ingress (and east-west) gateway, mesh-wide mTLS and default deny."""
+
+    namespace_name: pulumi.Output[str]
+    """The mesh namespace (istio-system)."""
+    public_gateway: pulumi.Output[str]
+    """``<namespace>/<name>`` of the public Istio Gateway, for VirtualServices to bind to."""
+    tls_secret: pulumi.Output[str]
+    """Name of the public gateway's TLS Secret (in the mesh namespace)."""
+    istio_version: pulumi.Output[str]
+    """Pinned Istio version."""
+
+    #: Plain handles (known at program time), for other layers.
+    namespace: str
+    gateway_name: str
+    tls_secret_name: str
+    ingress_gateway_principal: str
+    #: Pod labels of the gateways in ``namespace`` (what NetworkPolicies and AuthorizationPolicies select).
+    ingress_gateway_labels: dict[str, str]
+    east_west_gateway_labels: dict[str, str]
+    #: The istio-system Namespace resource (depend on it to create objects in the mesh namespace).
+    namespace_resource: k8s.core.v1.Namespace
+    #: The Helm charts, in install order; Istio custom resources must depend on ``crd_dependencies``.
+    charts: list[k8s.helm.v4.Chart]
+    crd_dependencies: list[pulumi.Resource]
+    #: Token of istio-reader-service-account (secret; only with ``remote_access``).
+    reader_token: Optional[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: IstioMeshArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("mesh", "IstioMesh"), name, None, opts)
+        deps = inherited_depends_on(opts)
+        ns_name = v.ISTIO_NAMESPACE
+        self.namespace = ns_name
+        self.gateway_name = f"{ns_name}/{PUBLIC_GATEWAY_NAME}"
+        self.tls_secret_name = args.tls_secret_name
+        self.ingress_gateway_principal = service_account_principal(
+            ns_name, v.INGRESS_GATEWAY_SERVICE_ACCOUNT, args.trust_domain)
+        self.ingress_gateway_labels = dict(v.INGRESS_GATEWAY_LABELS)
+        self.east_west_gateway_labels = dict(v.EASTWEST_GATEWAY_LABELS)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata={"name": ns_name, "labels": namespace_labels(args)},
+            opts=child_opts(self, deps))
+        self.namespace_resource = namespace
+
+        # ---- CA: intermediate per cluster, signed by the stack's root.
+        root_cert, root_key = args.root_cert_pem, args.root_key_pem
+        if root_cert is None or root_key is None:
+            root = MeshRootCa(f"{name}-root-ca", MeshRootCaArgs(), opts=pulumi.ResourceOptions(parent=self))
+            root_cert, root_key = root.cert_pem, root.private_key_pem
+        ca_cert, ca_key = intermediate_ca(self, f"{name}-intermediate-ca", args.cluster_name, root_cert, root_key,
+                                          args.intermediate_validity_hours, args.intermediate_early_renewal_hours)
+        cacerts = k8s.core.v1.Secret(
+            f"{name}-cacerts",
+            metadata=metadata(CACERTS_SECRET, ns_name),
+            type="Opaque",
+            string_data=pulumi.Output.secret(
+                pulumi.Output.all(ca_cert, ca_key, root_cert).apply(lambda t: cacerts_data(*t))),
+            opts=child_opts(self, deps, namespace))
+
+        # ---- charts
+        base = self._chart(name, v.BASE_RELEASE, "base", v.base_values(args), deps, namespace)
+        istiod = self._chart(name, v.ISTIOD_RELEASE, "istiod", v.istiod_values(args), deps, base, cacerts, namespace)
+        self.charts = [base, istiod]
+        self.crd_dependencies = [base, istiod]
+        cr_opts = child_opts(self, deps, base, istiod)
+
+        # ---- ingress
+        if args.ingress_gateway:
+            self.charts.append(self._chart(name, v.INGRESS_GATEWAY_RELEASE, "gateway", v.gateway_values(args),
+                                           deps, istiod))
+            self._network_policy(name, gateway_network_policy(
+                v.INGRESS_GATEWAY_RELEASE, v.INGRESS_GATEWAY_LABELS, v.INGRESS_GATEWAY_PORTS), deps, namespace)
+            if args.self_signed_tls:
+                self._self_signed_tls(name, args, child_opts(self, deps, namespace))
+            custom_resource(f"{name}-public-gateway", public_gateway(args.ingress_hosts, args.tls_secret_name),
+                            cr_opts)
+
+        # ---- zero trust: strict mTLS mesh-wide, deny by default in every app namespace.
+        custom_resource(f"{name}-peer-authentication", peer_authentication(ns_name), cr_opts)
+        for app_ns in args.app_namespaces:
+            custom_resource(f"{name}-allow-nothing-{app_ns}", allow_nothing(app_ns), cr_opts)
+
+        # ---- multi-cluster
+        if args.east_west_gateway:
+            eastwest = self._chart(name, v.EASTWEST_GATEWAY_RELEASE, "gateway", v.eastwest_gateway_values(args),
+                                   deps, istiod)
+            self.charts.append(eastwest)
+            self._network_policy(name, gateway_network_policy(
+                v.EASTWEST_GATEWAY_RELEASE, v.EASTWEST_GATEWAY_LABELS, v.EASTWEST_GATEWAY_PORTS), deps, namespace)
+            custom_resource(f"{name}-cross-network-gateway", cross_network_gateway(ns_name), cr_opts)
+        self.reader_token = None
+        if args.remote_access:
+            token = k8s.core.v1.Secret(
+                f"{name}-reader-token",
+                metadata=metadata(READER_TOKEN_SECRET, ns_name,
+                                  annotations={"kubernetes.io/service-account.name": v.READER_SERVICE_ACCOUNT}),
+                type="kubernetes.io/service-account-token",
+                opts=child_opts(self, deps, base))
+            self.reader_token = pulumi.Output.secret(token.data.apply(_token_of))
+
+        self.namespace_name = namespace.metadata.apply(lambda _: ns_name)
+        self.public_gateway = pulumi.Output.from_input(self.gateway_name)
+        self.tls_secret = pulumi.Output.from_input(self.tls_secret_name)
+        self.istio_version = pulumi.Output.from_input(v.ISTIO_VERSION)
+        self.register_outputs({"namespace_name": self.namespace_name, "public_gateway": self.public_gateway,
+                               "tls_secret": self.tls_secret, "istio_version": self.istio_version})
+
+    def _chart(self, name: str, release: str, chart: str, values: dict, deps: list,
+               *after: pulumi.Resource) -> k8s.helm.v4.Chart:
+        return k8s.helm.v4.Chart(
+            f"{name}-{release}",
+            k8s.helm.v4.ChartArgs(
+                chart=chart, name=release, version=v.ISTIO_VERSION, namespace=v.ISTIO_NAMESPACE,
+                repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=v.ISTIO_REPO), values=values),
+            opts=child_opts(self, deps, *after))
+
+    def _network_policy(self, name: str, doc: dict, deps: list, namespace: pulumi.Resource) -> None:
+        k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{doc['metadata']['name']}", metadata=doc["metadata"],
+                                        spec=doc["spec"], opts=child_opts(self, deps, namespace))
+
+    def _self_signed_tls(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        names = self_signed_names(args.ingress_hosts)
+        key = tls.PrivateKey(f"{name}-ingress-tls-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        key_pem = pulumi.Output.secret(key.private_key_pem)
+        cert = tls.SelfSignedCert(
+            f"{name}-ingress-tls-cert",
+            private_key_pem=key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=names[0], organization="ecommerce-platform"),
+            dns_names=names,
+            validity_period_hours=HOURS_PER_YEAR,
+            early_renewal_hours=30 * 24,
+            allowed_uses=["key_encipherment", "digital_signature", "server_auth"],
+            opts=child)
+        k8s.core.v1.Secret(
+            f"{name}-ingress-tls",
+            metadata=metadata(args.tls_secret_name, v.ISTIO_NAMESPACE),
+            type="kubernetes.io/tls",
+            string_data=pulumi.Output.secret(
+                pulumi.Output.all(cert.cert_pem, key_pem).apply(lambda t: {"tls.crt": t[0], "tls.key": t[1]})),
+            opts=opts)
+
+
+def _token_of(data: Optional[dict]) -> str:
+    token = (data or {}).get("token")
+    return base64.b64decode(token).decode() if token else ""

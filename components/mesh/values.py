@@ -1,0 +1,259 @@
+"""Pinned charts and the Helm values of the mesh (pure functions: the component and the footprint use them).
+
+Every values dict here is exactly what goes to the chart; ``footprint`` reads replicas and requests from
+the same dicts, so what the capacity check counts is what the charts deploy.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnplatform.mesh.istio import IstioMeshArgs
+
+# ------------------------------------------------------------------------------------- pinned charts
+
+ISTIO_VERSION = "1.29.6"
+ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts"
+#: Release images (the in-repo chart defaults are gcr.io/istio-testing:latest; the release stamps these).
+ISTIO_HUB = "docker.io/istio"
+CONSUL_VERSION = "2.0.3"
+CONSUL_REPO = "https://helm.releases.hashicorp.com"
+
+ISTIO_NAMESPACE = "istio-system"
+CONSUL_NAMESPACE = "consul"
+
+#: Helm release names (= chart names for the three Istio charts; the render names values files by chart).
+BASE_RELEASE = "base"
+ISTIOD_RELEASE = "istiod"
+INGRESS_GATEWAY_RELEASE = "gateway"
+EASTWEST_GATEWAY_RELEASE = "istio-eastwestgateway"
+CONSUL_RELEASE = "consul"
+
+#: Pod labels of the ingress gateway: what AuthorizationPolicies, the public Gateway and the services'
+#: NetworkPolicies select (namespace istio-system + ``istio=ingressgateway``).
+INGRESS_GATEWAY_LABELS = {"istio": "ingressgateway"}
+#: The gateway chart names its ServiceAccount after the release (``gateway.serviceAccountName``).
+INGRESS_GATEWAY_SERVICE_ACCOUNT = INGRESS_GATEWAY_RELEASE
+#: Selector label value the chart derives for the east-west release (name without ``istio-``).
+EASTWEST_GATEWAY_LABELS = {"istio": "eastwestgateway"}
+#: Ports the gateways' pods accept traffic on (Envoy listeners, health 15021, merged/Envoy metrics).
+INGRESS_GATEWAY_PORTS = [80, 443, 15021, 15020, 15090]
+#: The east-west gateway: cross-network mTLS 15443, istiod (xDS/CA 15012, webhooks 15017) for remote
+#: proxies, health and metrics (the Service ports the chart renders for ``networkGateway``).
+EASTWEST_GATEWAY_PORTS = [15443, 15012, 15017, 15021, 15020, 15090]
+
+#: ServiceAccount the base chart creates for remote secrets (multi-cluster endpoint discovery).
+READER_SERVICE_ACCOUNT = "istio-reader-service-account"
+
+#: Lets Envoy (uid 1337) bind 80/443 without NET_BIND_SERVICE; a "safe" sysctl under Pod Security.
+UNPRIVILEGED_PORTS_SYSCTL = {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}
+RUNTIME_DEFAULT_SECCOMP = {"type": "RuntimeDefault"}
+
+
+def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict:
+    return {"requests": {"cpu": cpu_request, "memory": memory_request},
+            "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def zone_spread(labels: dict[str, str]) -> list[dict]:
+    """Spread replicas over zones (soft: a zone outage must not block scheduling elsewhere)."""
+    return [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": dict(labels)}}]
+
+
+# ----------------------------------------------------------------------------------------------- Istio
+
+
+def base_values(args: "IstioMeshArgs") -> dict:
+    """istio/base: CRDs (as templates, so upgrades update them), the default-revision validator, reader SA."""
+    return {"global": {"istioNamespace": ISTIO_NAMESPACE}, "defaultRevision": "default"}
+
+
+def mesh_config(args: "IstioMeshArgs") -> dict:
+    """meshConfig (istio.mesh.v1alpha1.MeshConfig): access logs, egress policy, proxy start order."""
+    return {
+        "accessLogFile": "/dev/stdout" if args.access_logs else "",
+        "accessLogEncoding": "JSON",
+        "outboundTrafficPolicy": {"mode": args.outbound_traffic_policy},
+        "defaultConfig": {"holdApplicationUntilProxyStarts": args.hold_application_until_proxy_starts},
+        # Sidecars serve app + Envoy metrics on :15020/stats/prometheus (outside mTLS and authz).
+        "enablePrometheusMerge": True,
+        "trustDomain": args.trust_domain,
+    }
+
+
+def istiod_values(args: "IstioMeshArgs") -> dict:
+    """istio/istiod: control plane sized per tier, plugged-in CA (``cacerts``), multi-cluster identity."""
+    ha = args.istiod_replicas > 1
+    autoscale = args.istiod_autoscale_max > args.istiod_replicas
+    values: dict[str, Any] = {
+        "global": {
+            "hub": ISTIO_HUB,
+            "tag": ISTIO_VERSION,
+            "istioNamespace": ISTIO_NAMESPACE,
+            "meshID": args.mesh_id,
+            "network": args.network,
+            "multiCluster": {"clusterName": args.cluster_name},
+            "logAsJson": True,
+            # The chart's NetworkPolicy: istiod accepts only its webhook and xDS/CA/monitoring ports.
+            "networkPolicy": {"enabled": True},
+            # The chart renders the PDB only with > 1 replica (kubernetes#93476); enabled for HA tiers.
+            "defaultPodDisruptionBudget": {"enabled": ha},
+            "proxy": {
+                "resources": resources(args.proxy_cpu_request, args.proxy_memory_request,
+                                       args.proxy_cpu_limit, args.proxy_memory_limit),
+                "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
+            },
+        },
+        "replicaCount": args.istiod_replicas,
+        "autoscaleEnabled": autoscale,
+        "autoscaleMin": args.istiod_replicas,
+        "autoscaleMax": max(args.istiod_autoscale_max, args.istiod_replicas),
+        "resources": resources(args.istiod_cpu_request, args.istiod_memory_request,
+                               args.istiod_cpu_limit, args.istiod_memory_limit),
+        "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
+        "pdb": {"minAvailable": 1},
+        "meshConfig": mesh_config(args),
+    }
+    if args.spread_zones:
+        values["topologySpreadConstraints"] = zone_spread({"app": "istiod"})
+    return values
+
+
+def _gateway_common(args: "IstioMeshArgs", labels: dict[str, str]) -> dict:
+    ha = args.gateway_replicas > 1
+    autoscale = args.gateway_autoscale_max > args.gateway_replicas
+    values: dict[str, Any] = {
+        "replicaCount": args.gateway_replicas,
+        "autoscaling": {
+            "enabled": autoscale,
+            "minReplicas": args.gateway_replicas,
+            "maxReplicas": max(args.gateway_autoscale_max, args.gateway_replicas),
+            "targetCPUUtilizationPercentage": 80,
+        },
+        "resources": resources(args.gateway_cpu_request, args.gateway_memory_request,
+                               args.gateway_cpu_limit, args.gateway_memory_limit),
+        "podDisruptionBudget": {"minAvailable": 1} if ha else {},
+        # Replaces the chart's default pod securityContext (the sysctl alone): keep the sysctl and add
+        # RuntimeDefault seccomp so the pods meet Pod Security "restricted" (Envoy runs as uid 1337).
+        "securityContext": {
+            "runAsNonRoot": True,
+            "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
+            "sysctls": [dict(UNPRIVILEGED_PORTS_SYSCTL)],
+        },
+        "labels": dict(labels),
+        # Not the chart's own NetworkPolicy (global.networkPolicy): its template repeats the app/istio
+        # labels (duplicate YAML keys); the mesh component renders the gateways' NetworkPolicies.
+    }
+    if args.spread_zones:
+        values["topologySpreadConstraints"] = zone_spread(labels)
+    return values
+
+
+def gateway_service(args: "IstioMeshArgs") -> dict:
+    """The ingress Service: NodePort on kind (ports kind maps to the host), LoadBalancer with explicit
+    cloud annotations elsewhere."""
+    http = {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 80}
+    https = {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}
+    if args.gateway_service_type == "NodePort":
+        if args.http_node_port:
+            http["nodePort"] = args.http_node_port
+        if args.https_node_port:
+            https["nodePort"] = args.https_node_port
+    service: dict[str, Any] = {
+        "type": args.gateway_service_type,
+        "ports": [{"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021}, http, https],
+    }
+    if args.gateway_service_type == "LoadBalancer":
+        service["annotations"] = dict(args.load_balancer_annotations)
+    return service
+
+
+def gateway_values(args: "IstioMeshArgs") -> dict:
+    """istio/gateway release ``gateway``: the public ingress gateway (pods labelled istio=ingressgateway)."""
+    values = _gateway_common(args, INGRESS_GATEWAY_LABELS)
+    values["service"] = gateway_service(args)
+    return values
+
+
+def eastwest_gateway_values(args: "IstioMeshArgs") -> dict:
+    """istio/gateway release ``istio-eastwestgateway``: cross-network traffic (15443 mTLS passthrough) and
+    istiod exposure for the other clusters' proxies. ``networkGateway`` makes the chart publish the
+    15021/15443/15012/15017 ports and label the Service with the network (gateway auto-discovery)."""
+    # (the chart itself labels pods and Service with topology.istio.io/network = networkGateway)
+    values = _gateway_common(args, EASTWEST_GATEWAY_LABELS)
+    values["networkGateway"] = args.network
+    service: dict[str, Any] = {"type": args.gateway_service_type}
+    if args.gateway_service_type == "LoadBalancer":
+        service["annotations"] = dict(args.load_balancer_annotations)
+    values["service"] = service
+    return values
+
+
+#: The platform policy (policy/: load-balancer-needs-annotation) accepts a LoadBalancer Service only
+#: when it is declared public on purpose (this annotation) or internal.
+PUBLIC_LB_ANNOTATION = "cnplatform.io/public-load-balancer"
+
+
+def load_balancer_annotations(cloud: str) -> dict[str, str]:
+    """Explicit annotations of the gateways' public L4 load balancers per cloud (public on purpose:
+    the ingress serves the internet; the east-west gateway carries only mTLS between clusters)."""
+    public = {PUBLIC_LB_ANNOTATION: "true"}
+    if cloud == "aws":
+        return {**public,
+            # NLB (in-tree controller and AWS Load Balancer Controller both honour "nlb").
+            "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+            "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+        }
+    if cloud == "gcp":
+        # Backend-service-based external passthrough Network Load Balancer.
+        return {**public, "cloud.google.com/l4-rbs": "enabled"}
+    return {}
+
+
+# ---------------------------------------------------------------------------------- workload sizing
+
+
+def istiod_min_replicas(values: dict) -> int:
+    """Pods istiod runs at least (HPA minimum when autoscaling, else replicaCount)."""
+    v = {**values, **(values.get("pilot") or {})}
+    return int(v["autoscaleMin"] if v.get("autoscaleEnabled") else v.get("replicaCount", 1))
+
+
+def gateway_min_replicas(values: dict) -> int:
+    auto = values.get("autoscaling") or {}
+    return int(auto["minReplicas"] if auto.get("enabled") else (values.get("replicaCount") or 1))
+
+
+# ------------------------------------------------------------------------------------------- Consul
+
+
+def consul_values(datacenter: str, server_replicas: int, app_namespaces: list[str],
+                  server_resources: Optional[dict] = None, sync_resources: Optional[dict] = None) -> dict:
+    """hashicorp/consul: servers + catalog sync only. Istio stays the service mesh (no Consul connect
+    injection): Kubernetes services are registered in Consul for workloads outside Kubernetes, and
+    Consul services (VMs...) appear as Kubernetes services the mesh can route to."""
+    return {
+        "global": {
+            "name": "consul",
+            "datacenter": datacenter,
+            "logJSON": True,
+            # ACL bootstrap runs as an ordinary Job. TLS stays off: the chart's tls-init (CA + server
+            # certificates) is a Helm hook, which Chart v4 does not run; enabling it needs those
+            # Secrets provided (global.tls.caCert / caKey, server.serverCert) - see docs/mesh.md.
+            "acls": {"manageSystemACLs": True},
+        },
+        "server": {
+            "replicas": server_replicas,
+            "resources": server_resources or resources("100m", "200Mi", "500m", "400Mi"),
+        },
+        "connectInject": {"enabled": False},
+        "syncCatalog": {
+            "enabled": True,
+            "toConsul": True,
+            "toK8S": True,
+            "k8sAllowNamespaces": list(app_namespaces) or ["*"],
+            "resources": sync_resources or resources("50m", "64Mi", "100m", "128Mi"),
+        },
+    }

@@ -1,0 +1,231 @@
+"""Layer: the Istio service mesh of a cluster, and the mesh policy of every service on it.
+
+Shares ``ctx.parts["mesh"]`` (an ``IstioMesh``): ``gateway_name`` ("istio-system/public-gateway"),
+``tls_secret_name``, ``namespace``, ``namespace_resource``, ``charts`` and ``crd_dependencies``
+(depend on these for any Istio custom resource). Stack-wide (``ctx.shared``): the mesh root CA, and
+the meshes of the clusters already built (remote secrets are exchanged pairwise).
+"""
+from __future__ import annotations
+
+import pulumi
+
+from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_HTTPS
+from cnplatform.mesh import values as mesh_values
+from cnplatform.mesh.authorization import MONITORING_NAMESPACE, ServiceAuthorization, ServiceAuthorizationArgs
+from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs
+from cnplatform.mesh.consul import ConsulCatalogSync, ConsulCatalogSyncArgs, consul_values
+from cnplatform.mesh.istio import DEFAULT_TLS_SECRET, IstioMesh, IstioMeshArgs
+from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, ca_data_of
+from cnplatform.mesh.traffic import ServiceTrafficPolicy, ServiceTrafficPolicyArgs, exposed_service_paths
+from cnplatform.naming import service_account_principal
+from cnplatform.topology import callers_of
+from stacks.config import ClusterConfig, ServiceConfig, StackConfig
+from stacks.footprint import SIDECAR, Workload
+
+LAYER = "mesh"
+ROOT_CA_KEY = "mesh_root_ca"
+MEMBERS_KEY = "mesh_members"
+
+#: istiod and gateway sizing per tier. dev fits a 4 vCPU / 8 GiB kind node next to everything else;
+#: staging runs 2 replicas of each, prod 3 (the platform policy wants >= 3 replicas of every prod
+#: Deployment, with a PodDisruptionBudget), autoscaled, spread over zones in prod.
+TIER_SIZING: dict[str, dict] = {
+    "dev": dict(istiod_replicas=1, istiod_autoscale_max=1, istiod_cpu_request="100m", istiod_memory_request="256Mi",
+                istiod_cpu_limit="1", istiod_memory_limit="1Gi",
+                gateway_replicas=1, gateway_autoscale_max=1, gateway_cpu_request="50m",
+                gateway_memory_request="64Mi", gateway_cpu_limit="1", gateway_memory_limit="512Mi"),
+    "staging": dict(istiod_replicas=2, istiod_autoscale_max=3, istiod_cpu_request="250m",
+                    istiod_memory_request="512Mi", istiod_cpu_limit="1", istiod_memory_limit="2Gi",
+                    gateway_replicas=2, gateway_autoscale_max=4, gateway_cpu_request="100m",
+                    gateway_memory_request="128Mi", gateway_cpu_limit="1", gateway_memory_limit="512Mi"),
+    "prod": dict(istiod_replicas=3, istiod_autoscale_max=6, istiod_cpu_request="500m", istiod_memory_request="1Gi",
+                 istiod_cpu_limit="2", istiod_memory_limit="4Gi",
+                 gateway_replicas=3, gateway_autoscale_max=6, gateway_cpu_request="250m",
+                 gateway_memory_request="256Mi", gateway_cpu_limit="2", gateway_memory_limit="1Gi"),
+}
+
+
+# ------------------------------------------------------------------------------ config -> args (pure)
+
+
+def network_of(cluster_cfg: ClusterConfig) -> str:
+    return cluster_cfg.mesh_network or f"network-{cluster_cfg.name}"
+
+
+def outbound_policy(cfg: StackConfig) -> str:
+    return cfg.mesh.outbound_traffic_policy or ("REGISTRY_ONLY" if cfg.tier == "prod" else "ALLOW_ANY")
+
+
+def east_west_enabled(cfg: StackConfig) -> bool:
+    if cfg.mesh.east_west_gateway is not None:
+        return cfg.mesh.east_west_gateway
+    return len(cfg.clusters) > 1
+
+
+def tls_secret_name(cfg: StackConfig) -> str:
+    return cfg.mesh.ingress.tls_secret_name or DEFAULT_TLS_SECRET
+
+
+def self_signed_tls(cfg: StackConfig, cluster_cfg: ClusterConfig) -> bool:
+    """cert-manager issues the gateway certificate when enabled (layer ingress_certificate); otherwise a
+    local cluster gets a self-signed one, and a cloud cluster expects the configured Secret to exist."""
+    return cfg.mesh.ingress.enabled and not cfg.addons.cert_manager.enabled and cluster_cfg.cloud == "local"
+
+
+def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
+    """Everything the mesh of one cluster needs, decided from config (tier, cloud, cluster count)."""
+    local = cluster_cfg.cloud == "local"
+    return IstioMeshArgs(
+        cluster_name=cluster_cfg.name,
+        network=network_of(cluster_cfg),
+        mesh_id=cfg.mesh.mesh_id,
+        **TIER_SIZING[cfg.tier],
+        proxy_cpu_request=SIDECAR["requests"]["cpu"], proxy_memory_request=SIDECAR["requests"]["memory"],
+        proxy_cpu_limit=SIDECAR["limits"]["cpu"], proxy_memory_limit=SIDECAR["limits"]["memory"],
+        access_logs=cfg.mesh.access_logs,
+        outbound_traffic_policy=outbound_policy(cfg),
+        hold_application_until_proxy_starts=True,
+        gateway_service_type="NodePort" if local else "LoadBalancer",
+        http_node_port=INGRESS_NODE_PORT_HTTP if local else None,
+        https_node_port=INGRESS_NODE_PORT_HTTPS if local else None,
+        load_balancer_annotations=mesh_values.load_balancer_annotations(cluster_cfg.cloud),
+        spread_zones=cfg.tier == "prod" and not local,
+        ingress_gateway=cfg.mesh.ingress.enabled,
+        ingress_hosts=list(cfg.mesh.ingress.hosts),
+        tls_secret_name=tls_secret_name(cfg),
+        self_signed_tls=self_signed_tls(cfg, cluster_cfg),
+        east_west_gateway=east_west_enabled(cfg),
+        remote_access=east_west_enabled(cfg) and len(cfg.clusters) > 1,
+        app_namespaces=[ns.name for ns in cfg.namespaces],
+        pod_security="restricted",
+    )
+
+
+def caller_principals(cfg: StackConfig) -> dict[str, list[str]]:
+    """service -> principals of the services that call it (over the whole stack: a caller in another
+    cluster of the mesh has the same identity)."""
+    callers = callers_of({s.name: s.calls for s in cfg.services})
+    return {name: sorted(service_account_principal(cfg.service(c).namespace, c) for c in names)
+            for name, names in callers.items()}
+
+
+def exposed_hosts(cfg: StackConfig, svc: ServiceConfig) -> list[str]:
+    if svc.expose is None:
+        return []
+    return [svc.expose.host] if svc.expose.host != "*" else list(cfg.mesh.ingress.hosts)
+
+
+def is_exposed(cfg: StackConfig, svc: ServiceConfig) -> bool:
+    return svc.expose is not None and cfg.mesh.ingress.enabled
+
+
+def traffic_args(cfg: StackConfig, svc: ServiceConfig, gateway: str) -> ServiceTrafficPolicyArgs:
+    t = svc.traffic
+    return ServiceTrafficPolicyArgs(
+        service=svc.name, namespace=svc.namespace, port=svc.port,
+        timeout=t.timeout, retries=t.retries, per_try_timeout=t.per_try_timeout,
+        max_connections=t.max_connections, max_pending_requests=t.max_pending_requests,
+        max_requests_per_connection=t.max_requests_per_connection,
+        consecutive_5xx_errors=t.consecutive_5xx_errors, ejection_interval=t.ejection_interval,
+        base_ejection_time=t.base_ejection_time, max_ejection_percent=t.max_ejection_percent,
+        canary=svc.canary is not None,
+        canary_weight=svc.canary.weight if svc.canary else 0,
+        exposed_path=svc.expose.path if is_exposed(cfg, svc) else None,
+        exposed_hosts=exposed_hosts(cfg, svc) or ["*"],
+        gateway=gateway,
+    )
+
+
+def authorization_args(cfg: StackConfig, svc: ServiceConfig, gateway_principal: str) -> ServiceAuthorizationArgs:
+    exposed = is_exposed(cfg, svc)
+    return ServiceAuthorizationArgs(
+        service=svc.name, namespace=svc.namespace, port=svc.port,
+        caller_principals=caller_principals(cfg).get(svc.name, []),
+        gateway_principal=gateway_principal if exposed else None,
+        gateway_paths=exposed_service_paths(svc.expose.path) if exposed and svc.expose else [],
+        metrics_namespaces=[MONITORING_NAMESPACE],
+    )
+
+
+def consul_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> ConsulCatalogSyncArgs:
+    return ConsulCatalogSyncArgs(datacenter=cluster_cfg.name, server_replicas=3 if cfg.tier == "prod" else 1,
+                                 app_namespaces=[ns.name for ns in cfg.namespaces])
+
+
+# ---------------------------------------------------------------------------------------------- deploy
+
+
+def root_ca(ctx) -> MeshRootCa:
+    """The stack's root CA: created by the first cluster's mesh, reused by the others."""
+    root = ctx.shared.get(ROOT_CA_KEY)
+    if root is None:
+        root = MeshRootCa("mesh-root-ca", MeshRootCaArgs(common_name=f"{ctx.cfg.mesh.mesh_id} root CA"),
+                          opts=pulumi.ResourceOptions(protect=ctx.cfg.protect))
+        ctx.shared[ROOT_CA_KEY] = root
+    return root
+
+
+def deploy(ctx) -> None:
+    cfg = ctx.cfg
+    if not cfg.mesh.enabled:
+        return
+    root = root_ca(ctx)
+    args = mesh_args(cfg, ctx.cluster_cfg)
+    args.root_cert_pem, args.root_key_pem = root.cert_pem, root.private_key_pem
+    # After the baseline: the app namespaces get their allow-nothing policies here.
+    mesh = IstioMesh(f"{ctx.name}-mesh", args, opts=ctx.k8s_opts(ctx.baseline))
+    ctx.parts["mesh"] = mesh
+
+    policy_opts = ctx.k8s_opts(*mesh.crd_dependencies, ctx.baseline)
+    for svc in cfg.services_on(ctx.name):
+        ServiceTrafficPolicy(f"{ctx.name}-{svc.name}-traffic", traffic_args(cfg, svc, mesh.gateway_name),
+                             opts=policy_opts)
+        ServiceAuthorization(f"{ctx.name}-{svc.name}-authz",
+                             authorization_args(cfg, svc, mesh.ingress_gateway_principal), opts=policy_opts)
+
+    if cfg.mesh.consul:
+        ctx.parts["consul"] = ConsulCatalogSync(f"{ctx.name}-consul", consul_args(cfg, ctx.cluster_cfg),
+                                                opts=ctx.k8s_opts(ctx.baseline))
+
+    if mesh.reader_token is not None:
+        _exchange_remote_secrets(ctx, mesh)
+
+    ctx.outputs["mesh"] = {"istio_version": mesh.istio_version, "network": args.network,
+                           "public_gateway": mesh.public_gateway, "tls_secret": mesh.tls_secret}
+
+
+def _exchange_remote_secrets(ctx, mesh: IstioMesh) -> None:
+    """Multi-primary: every istiod reads every other cluster's API server (pairs made as clusters come)."""
+    me = {"name": ctx.name, "ctx": ctx, "mesh": mesh, "server": ctx.cluster.endpoint,
+          "ca": ctx.cluster.kubeconfig.apply(ca_data_of), "token": mesh.reader_token}
+    for other in ctx.shared.setdefault(MEMBERS_KEY, []):
+        for reader, remote in ((me, other), (other, me)):
+            RemoteSecret(
+                f"{reader['name']}-remote-secret-{remote['name']}",
+                RemoteSecretArgs(remote_cluster=remote["name"], server=remote["server"], ca_data=remote["ca"],
+                                 token=remote["token"]),
+                opts=reader["ctx"].k8s_opts(reader["mesh"].namespace_resource))
+    ctx.shared[MEMBERS_KEY].append(me)
+
+
+# ------------------------------------------------------------------------------------------- footprint
+
+
+def footprint(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
+    """istiod, gateways (and Consul) requests, from the very values dicts the charts get."""
+    if not cfg.mesh.enabled:
+        return []
+    args = mesh_args(cfg, cluster_cfg)
+    istiod = mesh_values.istiod_values(args)
+    out = [Workload.of(LAYER, "istiod", mesh_values.istiod_min_replicas(istiod), istiod["resources"])]
+    if args.ingress_gateway:
+        gw = mesh_values.gateway_values(args)
+        out.append(Workload.of(LAYER, "istio-ingressgateway", mesh_values.gateway_min_replicas(gw), gw["resources"]))
+    if args.east_west_gateway:
+        ew = mesh_values.eastwest_gateway_values(args)
+        out.append(Workload.of(LAYER, "istio-eastwestgateway", mesh_values.gateway_min_replicas(ew), ew["resources"]))
+    if cfg.mesh.consul:
+        cv = consul_values(consul_args(cfg, cluster_cfg))
+        out.append(Workload.of(LAYER, "consul-server", cv["server"]["replicas"], cv["server"]["resources"]))
+        out.append(Workload.of(LAYER, "consul-sync-catalog", 1, cv["syncCatalog"]["resources"]))
+    return out
