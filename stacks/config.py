@@ -392,7 +392,6 @@ class CicdConfig(Strict):
     deploy_stacks: Optional[list[str]] = None
     #: Stacks that wait for a manual approval (Jenkins ``input``) before ``pulumi up``.
     approval_stacks: list[str] = ["prod"]
-    expose: bool = False
     _st = field_validator("storage")(lambda cls, v: quantity(v))
 
     @model_validator(mode="after")
