@@ -8,7 +8,7 @@ OUT ?= build/render/$(STACK)
 STATE_DIR := $(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: up test render render-all venv tools check-tools clean down
+.PHONY: up test test-consumer render render-all venv tools check-tools clean down
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,25 @@ $(TOOLS)/.installed: requirements-tools.txt
 venv: $(VENV)/.installed
 tools: $(TOOLS)/.installed
 
-## make test: create the venvs, install everything, run the whole test suite.
+## make test: create the venvs, install everything, run the whole test suite, then the consumer check.
 test: venv tools
 	$(VENV)/bin/python -m pytest
+	$(MAKE) test-consumer
+
+CONSUMER_VENV := build/consumer-venv
+## make test-consumer: the library as another team gets it. A fresh venv, `pip install .` (a real
+## install, not editable) through the example's requirements, then examples/team-app's tests.
+test-consumer:
+	rm -rf $(CONSUMER_VENV) build/lib build/bdist.*
+	$(PYTHON) -m venv $(CONSUMER_VENV)
+	cd examples/team-app && $(CURDIR)/$(CONSUMER_VENV)/bin/pip install -q -r requirements-dev.txt
+	rm -rf build/lib build/bdist.*
+	cd /tmp && $(CURDIR)/$(CONSUMER_VENV)/bin/python -c 'import cnplatform.microservice, pathlib, sysconfig; \
+	  site = pathlib.Path(sysconfig.get_paths()["purelib"]); \
+	  assert pathlib.Path(cnplatform.__file__).parent == site / "cnplatform", cnplatform.__file__; \
+	  stray = [n for n in ("components", "stacks", "tests", "services") if (site / n).exists()]; \
+	  assert not stray, f"not the library: {stray} in site-packages"'
+	cd examples/team-app && $(CURDIR)/$(CONSUMER_VENV)/bin/python -m pytest
 
 ## make render STACK=dev|staging|prod: offline render (no Pulumi CLI, no cluster, no cloud).
 render: venv

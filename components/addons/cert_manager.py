@@ -18,7 +18,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cnplatform.addons._deps import inherited_depends_on
+from cnplatform.options import inherited_depends_on
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.naming import type_token
 

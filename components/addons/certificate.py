@@ -7,7 +7,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cnplatform.addons._deps import inherited_depends_on
+from cnplatform.options import inherited_depends_on
 from cnplatform.addons.cert_manager import API_VERSION, ISSUER_ACME, custom_resource
 from cnplatform.naming import type_token
 

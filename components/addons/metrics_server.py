@@ -11,7 +11,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cnplatform.addons._deps import inherited_depends_on
+from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
 
 CHART = "metrics-server"

@@ -21,16 +21,9 @@ import pulumi_random as random
 
 from cnplatform.database import spec
 from cnplatform.naming import selector_labels, type_token
+from cnplatform.options import inherited_depends_on
 
 
-def inherited_depends_on(opts: Optional[pulumi.ResourceOptions]) -> list[pulumi.Resource]:
-    """The component's own ``depends_on``, passed on to its children (children do not inherit it)."""
-    deps = opts.depends_on if opts is not None else None
-    if deps is None:
-        return []
-    if isinstance(deps, pulumi.Resource):
-        return [deps]
-    return [d for d in deps if isinstance(d, pulumi.Resource)]
 
 
 @dataclass

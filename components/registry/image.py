@@ -23,16 +23,9 @@ import pulumi
 import pulumi_docker as docker
 
 from cnplatform.naming import type_token
+from cnplatform.options import inherited_depends_on
 
 
-def inherited_depends_on(opts: Optional[pulumi.ResourceOptions]) -> list[pulumi.Resource]:
-    """The component's own ``depends_on``, passed on to its children (children do not inherit it)."""
-    deps = opts.depends_on if opts is not None else None
-    if deps is None:
-        return []
-    if isinstance(deps, pulumi.Resource):
-        return [deps]
-    return [d for d in deps if isinstance(d, pulumi.Resource)]
 
 #: Files never part of an image build (caches); they do not change the content hash.
 IGNORED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git")

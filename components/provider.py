@@ -1,0 +1,248 @@
+"""cnplatform as a Pulumi component package: its components usable from every Pulumi language.
+
+``components/PulumiPlugin.yaml`` and ``components/__main__.py`` make the library's source folder
+(and the installed ``cnplatform`` package, ``python -m cnplatform``) a source-based Pulumi plugin.
+``pulumi package add`` runs it to get the package schema and generates an SDK for the consumer's
+language (TypeScript, Go, C#, Java, YAML, Python); at ``pulumi up`` the engine asks it to construct
+the components, which run this Python code.
+
+The schema is inferred by ``pulumi.provider.experimental`` from type annotations. The library's
+components follow the repo conventions (dataclass args with defaults, postponed annotations,
+Python-only handles such as ``Microservice.deployment`` next to the outputs), which that inference
+reads differently from what a Python user means. :func:`portable` bridges the two without touching
+a component:
+
+* annotations are resolved: ``from __future__ import annotations`` turns them into strings, which
+  the Analyzer cannot read;
+* a field with a default is an optional input: the Analyzer infers "optional" only from
+  ``Optional[...]``, so every defaulted field would otherwise be required in other languages;
+* only ``pulumi.Output[T]`` class annotations are outputs: handles (``args``, ``deployment``...)
+  stay Python-only instead of leaking into the schema;
+* ``construct`` receives the inputs as a dict (schema names mapped back to Python names): they are
+  turned back into the component's args dataclass (nested dataclasses, ints sent as floats).
+
+The resource token other languages use is ``cnplatform:index:<Type>`` (the Python host serves only
+the ``index`` module); the constructed component registers itself with its own token
+(``cnplatform:<module>:<Type>``), so state, policies and aliases see the same type whichever
+language created it.
+"""
+import dataclasses
+import importlib
+import inspect
+import json
+import sys
+import types
+import typing
+from collections import abc
+from typing import Any, Optional, Union
+
+import pulumi
+
+from cnplatform import PACKAGE, __version__
+
+#: Components served to other languages, as ``module:Class``. A component qualifies when its args
+#: are a dataclass of plain/Input types, nested dataclasses, lists and ``dict[str, ...]`` (no unions
+#: except Optional) and its outputs are ``pulumi.Output[T]`` annotations with docstrings.
+#: Hosted: what a team needs on a platform cluster (its namespace with the baseline, its services),
+#: all on the base dependencies (the plugin's venv has no cloud SDK).
+HOSTED: tuple[str, ...] = (
+    "cnplatform.cluster.baseline:ClusterBaseline",
+    "cnplatform.microservice:Microservice",
+)
+
+_PULUMI_BASES = (pulumi.ComponentResource, pulumi.Resource, object)
+
+
+# ------------------------------------------------------------------------------------ hosting
+
+
+def hosted_components() -> list[type[pulumi.ComponentResource]]:
+    """The portable view of every component in :data:`HOSTED`."""
+    out = []
+    for path in HOSTED:
+        module, _, name = path.partition(":")
+        out.append(portable(getattr(importlib.import_module(module), name)))
+    return out
+
+
+def component_provider(components: Optional[list[type[pulumi.ComponentResource]]] = None):
+    """The provider ``pulumi package add`` talks to (schema inference happens here, offline)."""
+    from pulumi.provider.experimental.component import ComponentProvider
+
+    return ComponentProvider(components or hosted_components(), PACKAGE, None, __version__)
+
+
+def package_schema() -> dict:
+    """The package schema exactly as the plugin serves it (``pulumi package get-schema``)."""
+    return json.loads(component_provider().schema)
+
+
+def main() -> None:
+    """Plugin entry point (``components/__main__.py``, ``python -m cnplatform``)."""
+    from pulumi.provider.experimental import component_provider_host
+
+    component_provider_host(components=hosted_components(), name=PACKAGE, version=__version__)
+
+
+# ------------------------------------------------------------------------ the portable view
+
+
+def portable(component: type[pulumi.ComponentResource]) -> type[pulumi.ComponentResource]:
+    """A class the schema Analyzer reads as intended, constructing the real ``component``.
+
+    Same name, module, qualname and docstring as ``component`` (so the Analyzer finds the field
+    and output docstrings in its source); ``__init__`` annotated with a resolved view of the args
+    class; class annotations = the resolved ``pulumi.Output[T]`` outputs only. Instantiating it
+    builds the real component from the dict the provider passes.
+    """
+    hints = inspect.get_annotations(component.__init__, eval_str=True)
+    if "args" not in hints:
+        raise TypeError(f"{component.__name__}.__init__ needs a parameter `args` with a type annotation")
+    args_type = hints["args"]
+    view = _SchemaView()
+    args_view = view.resolve(args_type)
+    outputs = {name: view.resolve(tp) for name, tp in output_annotations(component).items()}
+
+    def __new__(cls, name: str, args: Any, opts: Optional[pulumi.ResourceOptions] = None):
+        return component(name, from_inputs(args_type, args), opts)
+
+    def __init__(self, name: str, args: Any, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        """Never runs: ``__new__`` returns the real component."""
+
+    __init__.__annotations__ = {"name": str, "args": args_view, "opts": Optional[pulumi.ResourceOptions],
+                                "return": None}
+    namespace = {
+        "__new__": __new__, "__init__": __init__, "__doc__": component.__doc__,
+        "__module__": component.__module__, "__qualname__": component.__qualname__,
+        "__annotations__": outputs, "__wrapped__": component,
+    }
+    if hasattr(component, "__firstlineno__"):  # Python >= 3.13 finds class source by line number
+        namespace["__firstlineno__"] = component.__firstlineno__
+    return type(component.__name__, (pulumi.ComponentResource,), namespace)
+
+
+def output_annotations(component: type) -> dict[str, Any]:
+    """``{name: pulumi.Output[T]}`` declared on the component and its own bases (resolved)."""
+    out: dict[str, Any] = {}
+    for cls in reversed(component.__mro__):
+        if cls in _PULUMI_BASES:
+            continue
+        for name, tp in _own_annotations(cls).items():
+            if not name.startswith("_") and typing.get_origin(tp) is pulumi.Output:
+                out[name] = tp
+    return out
+
+
+def field_annotations(cls: type) -> dict[str, Any]:
+    """A dataclass's field annotations, resolved in their modules (bases first).
+
+    Not ``typing.get_type_hints``: it would also evaluate the ``"Output[T]"`` forward reference
+    inside ``pulumi.Input[...]``, which the schema Analyzer expects to find unevaluated.
+    """
+    hints: dict[str, Any] = {}
+    for cls_ in reversed(cls.__mro__):
+        if cls_ is not object:
+            hints.update(inspect.get_annotations(cls_, eval_str=True))
+    return hints
+
+
+def _own_annotations(cls: type) -> dict[str, Any]:
+    """A class's own annotations, strings evaluated in its module (unresolvable ones skipped)."""
+    raw = cls.__dict__.get("__annotations__", {})
+    module = sys.modules.get(cls.__module__)
+    globalns = dict(vars(module)) if module else {}
+    resolved = {}
+    for name, tp in raw.items():
+        if isinstance(tp, str):
+            try:
+                tp = eval(tp, globalns, dict(vars(cls)))  # noqa: S307 - annotations of our own source
+            except Exception:  # noqa: BLE001 - a handle whose type is only known to type checkers
+                continue
+        resolved[name] = tp
+    return resolved
+
+
+class _SchemaView:
+    """Resolved, schema-shaped stand-ins for the args dataclasses (memoized, recursion-safe)."""
+
+    def __init__(self) -> None:
+        self._views: dict[type, type] = {}
+
+    def resolve(self, tp: Any) -> Any:
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            return self._dataclass(tp)
+        origin = typing.get_origin(tp)
+        if origin is None:
+            return tp
+        args = tuple(self.resolve(a) for a in typing.get_args(tp))
+        if origin in (Union, types.UnionType):
+            return Union[args]
+        if origin is abc.Awaitable:
+            return abc.Awaitable[args[0]]
+        if origin in (list, abc.Sequence, abc.MutableSequence):
+            return list[args[0]]
+        if origin in (dict, abc.Mapping, abc.MutableMapping):
+            return dict[args[0], args[1]]
+        return origin[args if len(args) > 1 else args[0]]
+
+    def _dataclass(self, cls: type) -> type:
+        if cls in self._views:
+            return self._views[cls]
+        namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                     "__doc__": cls.__doc__, "__annotations__": {}}
+        if hasattr(cls, "__firstlineno__"):
+            namespace["__firstlineno__"] = cls.__firstlineno__
+        view = type(cls.__name__, (), namespace)
+        self._views[cls] = view
+        hints = field_annotations(cls)
+        for f in dataclasses.fields(cls):
+            tp = self.resolve(hints[f.name])
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            if has_default and not _is_optional(tp):
+                tp = Optional[tp]
+            view.__annotations__[f.name] = tp
+        return view
+
+
+def _is_optional(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+# ------------------------------------------------------------------------ inputs -> dataclasses
+
+
+def from_inputs(tp: Any, value: Any) -> Any:
+    """Turn provider inputs (dicts keyed by Python field names) into ``tp``; Outputs pass through.
+
+    >>> from_inputs(list[int], [1.0, 2.0])
+    [1, 2]
+    """
+    if value is None or isinstance(value, pulumi.Output):
+        return value
+    tp = _plain(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        hints = field_annotations(tp)
+        kwargs = {f.name: from_inputs(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)
+                  if f.init and value.get(f.name) is not None}
+        return tp(**kwargs)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, abc.Sequence, abc.MutableSequence) and isinstance(value, (list, tuple)):
+        return [from_inputs(args[0], v) for v in value]
+    if origin in (dict, abc.Mapping, abc.MutableMapping) and isinstance(value, abc.Mapping):
+        return {k: from_inputs(args[1], v) for k, v in value.items()}
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _plain(tp: Any) -> Any:
+    """``Optional[X]`` / ``Input[X]`` -> ``X``."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)
+                   and typing.get_origin(a) not in (abc.Awaitable, pulumi.Output)
+                   and not isinstance(a, typing.ForwardRef)]
+        if len(members) == 1:
+            return _plain(members[0])
+    return tp
