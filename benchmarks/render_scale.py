@@ -65,9 +65,11 @@ def run_ours(n: int, c: int, dump: Path) -> dict:
     cfg = parse_config(raw)
     capture = run_stack(cfg, stack="bench", raw=raw)
     elapsed = time.perf_counter() - start
-    replay = [{"type": r.type, "name": r.name, "custom": r.custom, "inputs": _plain(r.inputs),
-               "provider": r.provider_urn.rsplit("::", 1)[-1] if r.provider_urn else None}
-              for r in capture.resources if not r.type.startswith("cnplatform:")]
+    # In registration order, with the dependency edges the program declared (as expanded URNs).
+    replay = [{"urn": r.urn, "type": r.type, "name": r.name, "custom": r.custom, "inputs": _plain(r.inputs),
+               "provider": r.provider_urn.rsplit("::", 1)[-1] if r.provider_urn else None,
+               "depends_on": r.depends_on}
+              for r in sorted(capture.resources, key=lambda r: r.seq) if not r.type.startswith("cnplatform:")]
     dump.write_text(json.dumps(replay))
     return {"seconds": elapsed, "resources": len(capture.resources), "peak_rss_mb": peak_rss_mb()}
 
@@ -121,21 +123,29 @@ def replay(resources: list[dict]) -> None:
     import pulumi_kubernetes as k8s
 
     providers: dict[str, pulumi.ProviderResource] = {}
-    for res in sorted(resources, key=lambda r: not r["type"].startswith("pulumi:providers:")):
+    created: dict[str, pulumi.Resource] = {}
+    for res in resources:
         token, name, inputs = res["type"], res["name"], _inputs(res["inputs"])
-        opts = pulumi.ResourceOptions(provider=providers.get(res["provider"])) if res["provider"] else None
+        opts = pulumi.ResourceOptions(
+            provider=providers.get(res["provider"]) if res["provider"] else None,
+            depends_on=[created[u] for u in res["depends_on"] if u in created])
         if token == "pulumi:providers:kubernetes":
-            providers[name] = k8s.Provider(name, kubeconfig=inputs.get("kubeconfig"), delete_unreachable=True)
+            made = providers[name] = k8s.Provider(name, kubeconfig=inputs.get("kubeconfig"),
+                                                  delete_unreachable=True, opts=opts)
         elif token == "kubernetes:helm.sh/v4:Chart":
-            k8s.helm.v4.Chart(name, **{_snake(k): v for k, v in inputs.items()}, opts=opts)
+            made = k8s.helm.v4.Chart(name, **{_snake(k): v for k, v in inputs.items()}, opts=opts)
         elif token.startswith("kubernetes:"):
             cls = _k8s_class(token)
             if cls is None:
-                k8s.apiextensions.CustomResource(name, **{_snake(k): v for k, v in inputs.items()}, opts=opts)
+                made = k8s.apiextensions.CustomResource(name, **{_snake(k): v for k, v in inputs.items()}, opts=opts)
             else:
-                cls(name, **{_snake(k): v for k, v in inputs.items() if k not in ("apiVersion", "kind")}, opts=opts)
+                made = cls(name, **{_snake(k): v for k, v in inputs.items() if k not in ("apiVersion", "kind")},
+                           opts=opts)
         elif res["custom"]:
-            pulumi.CustomResource(token, name, dict(inputs), opts)
+            made = pulumi.CustomResource(token, name, dict(inputs), opts)
+        else:
+            continue
+        created[res["urn"]] = made
 
 
 def run_floor(dump: Path) -> dict:

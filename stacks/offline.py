@@ -79,6 +79,8 @@ class Registration:
     inputs: dict
     outputs: dict = field(default_factory=dict)
     id: str = ""
+    #: Registration order (the program's own order; ``Capture.resources`` is sorted by URN).
+    seq: int = 0
 
     @property
     def provider_urn(self) -> str:
@@ -223,7 +225,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             urn=urn, type=request.type, name=request.name, parent=request.parent,
             custom=request.custom, provider=request.provider, providers=dict(request.providers),
             depends_on=sorted(set(request.dependencies)), protect=request.protect,
-            inputs=inputs, outputs=_capture(state), id=response.id,
+            inputs=inputs, outputs=_capture(state), id=response.id, seq=len(self.registrations),
         )
         return response
 
