@@ -56,6 +56,25 @@ def cluster_capacity(cluster_cfg, cfg=None) -> NodeCapacity:
     return total
 
 
+#: What a kind node already runs before the platform (kind v0.27 / Kubernetes 1.31 defaults):
+#: kube-apiserver 250m, controller-manager 200m, scheduler 100m, etcd 100m/100Mi, 2x CoreDNS
+#: 100m/70Mi (limit 170Mi), kindnet 100m/50Mi. Cloud control planes are managed (not on nodes).
+KIND_SYSTEM = [
+    ("kube-apiserver", 1, {"requests": {"cpu": "250m", "memory": "0"}, "limits": {}}),
+    ("kube-controller-manager", 1, {"requests": {"cpu": "200m", "memory": "0"}, "limits": {}}),
+    ("kube-scheduler", 1, {"requests": {"cpu": "100m", "memory": "0"}, "limits": {}}),
+    ("etcd", 1, {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {}}),
+    ("coredns", 2, {"requests": {"cpu": "100m", "memory": "70Mi"}, "limits": {"cpu": "0", "memory": "170Mi"}}),
+    ("kindnet", 1, {"requests": {"cpu": "100m", "memory": "50Mi"}, "limits": {"cpu": "100m", "memory": "50Mi"}}),
+]
+
+
+def system_workloads(cluster_cfg) -> list[Workload]:
+    if cluster_cfg.cloud != "local":
+        return []
+    return [Workload.of("kind-system", name, n, res) for name, n, res in KIND_SYSTEM]
+
+
 def service_workloads(cfg, cluster_cfg) -> list[Workload]:
     out = []
     for svc in cfg.services_on(cluster_cfg.name):
@@ -75,7 +94,7 @@ def service_workloads(cfg, cluster_cfg) -> list[Workload]:
 def workloads(cfg, cluster_cfg) -> list[Workload]:
     from stacks.platform import layer_modules
 
-    out = service_workloads(cfg, cluster_cfg)
+    out = system_workloads(cluster_cfg) + service_workloads(cfg, cluster_cfg)
     for module in layer_modules():
         if hasattr(module, "footprint"):
             out += module.footprint(cfg, cluster_cfg)
