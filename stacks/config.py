@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from functools import cached_property
 from typing import Any, Literal, Optional
 
 from cnplatform.quantity import is_quantity, parse_quantity
@@ -477,7 +478,19 @@ class StackConfig(Strict):
         return [s for s in self.services if s.clusters is None or cluster in s.clusters]
 
     def service(self, name: str) -> ServiceConfig:
-        return next(s for s in self.services if s.name == name)
+        return self.services_by_name[name]
+
+    # Computed once per config (configs are not changed after validation): layers ask per service.
+    @cached_property
+    def services_by_name(self) -> dict[str, ServiceConfig]:
+        return {s.name: s for s in self.services}
+
+    @cached_property
+    def callers(self) -> dict[str, list[str]]:
+        """service -> the services that declare it in ``calls`` (the source of every traffic policy)."""
+        from cnplatform.topology import callers_of
+
+        return callers_of({s.name: s.calls for s in self.services})
 
 
 # -------------------------------------------------------------------------------- error report

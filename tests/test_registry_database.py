@@ -98,8 +98,8 @@ def test_dev_builds_every_service_image_locally_with_a_content_tag(dev):
         inputs = unwrap(images[f"dev-{svc}-image-image"].inputs)
         assert inputs["imageName"] == f"ecommerce-platform/{svc}:{tag}"
         assert inputs["skipPush"] is True and "registry" not in inputs
-        assert inputs["build"] == {"context": "services", "dockerfile": f"services/{svc}/Dockerfile",
-                                   "platform": "linux/amd64"}
+        # kind: the builder's own platform (no "platform": native images on Apple Silicon laptops too).
+        assert inputs["build"] == {"context": "services", "dockerfile": f"services/{svc}/Dockerfile"}
 
 
 def test_dev_images_are_loaded_into_kind_before_the_deployment(dev):
@@ -379,3 +379,56 @@ def test_prod_databases_are_protected_and_reached_through_their_network(prod):
     user_ingress = shop(prod, "NetworkPolicy", "prod-eks")["user"]["spec"]["ingress"]
     assert any(p.get("podSelector") == {"matchLabels": {"istio": "eastwestgateway"}}
                for rule in user_ingress for p in rule["from"])
+
+
+def _cloud_db_hosts(cap):
+    """(cluster, service) -> (cloud, what the service connects to) for every cloud database of a capture."""
+    out = {}
+    for type_, cloud, key in (("aws:rds/instance:Instance", "aws", "address"),
+                              ("gcp:sql/databaseInstance:DatabaseInstance", "gcp", "privateIpAddress")):
+        for reg in cap.by_type(type_):
+            cluster = cap.cluster_of(reg)
+            service = reg.name.removeprefix(f"{cluster}-").removesuffix("-db-instance")
+            out[(cluster, service)] = (cloud, unwrap(reg.outputs)[key])
+    return out
+
+
+def test_prod_cloud_databases_are_in_the_mesh_registry(prod):
+    """REGISTRY_ONLY in prod: every RDS / Cloud SQL database has a ServiceEntry in its service's namespace."""
+    from cnplatform.mesh.egress import CLOUDSQL_HOST_DOMAIN
+    from tests.reference_checks import validate_custom_resource
+
+    cfg = prod.config
+    hosts = _cloud_db_hosts(prod)
+    assert len(hosts) == 4  # user + order, on EKS and GKE
+    for (cluster, service), (cloud, host) in hosts.items():
+        ns = cfg.service(service).namespace
+        entries = {o["metadata"]["name"]: o for o in objects(prod, "ServiceEntry", cluster)
+                   if o["metadata"]["namespace"] == ns}
+        se = entries[f"{service}-db"]
+        assert validate_custom_resource(se) == []
+        spec = se["spec"]
+        assert spec["location"] == "MESH_EXTERNAL" and spec["exportTo"] == ["."]
+        assert spec["ports"] == [{"number": 3306, "name": "tcp-3306", "protocol": "TCP"}]
+        if cloud == "aws":  # the RDS endpoint name, resolved by Envoy (follows a Multi-AZ failover)
+            assert spec["hosts"] == [host] and host.endswith(".rds.amazonaws.com")
+            assert spec["resolution"] == "DNS" and "addresses" not in spec
+        else:  # Cloud SQL: its private IP, passed through as dialled
+            assert spec["addresses"] == [host] and spec["resolution"] == "NONE"
+            assert spec["hosts"] == [f"{service}-db.{ns}.{CLOUDSQL_HOST_DOMAIN}"]
+        # The service's Secret names the same host: what the app dials is what the registry knows.
+        secret = shop(prod, "Secret", cluster)[f"{service}-db"]
+        assert secret["stringData"]["host"] == host and secret["stringData"]["port"] == "3306"
+        # Its pods start only once the entry exists (first connection under REGISTRY_ONLY).
+        se_urn = next(r.urn for r in prod.resources if r.name == f"{cluster}-{service}-db-egress-se")
+        deployment = next(r for r in prod.resources if r.type == "kubernetes:apps/v1:Deployment"
+                          and prod.cluster_of(r) == cluster and unwrap(r.inputs)["metadata"]["name"] == service)
+        assert se_urn in deployment.depends_on
+
+
+def test_in_cluster_databases_need_no_service_entry(dev):
+    from cnplatform.mesh.egress import cloud_database_egress
+
+    assert objects(dev, "ServiceEntry", "dev") == []  # the dev MySQL is a Kubernetes Service
+    with pytest.raises(ValueError, match="aws or gcp"):
+        cloud_database_egress("order", "shop", "local", "order-mysql.shop.svc.cluster.local")

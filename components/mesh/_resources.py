@@ -7,19 +7,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cnplatform.naming import MANAGED_BY
+from cnplatform.options import inherited_depends_on
 
 #: Labels on every object the mesh components create.
 MESH_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": "ecommerce-platform"}
 
 
-def inherited_depends_on(opts: Optional[pulumi.ResourceOptions]) -> list[Any]:
-    """The ``depends_on`` of a component's options, as a list (children do not inherit it from the parent)."""
-    deps = opts.depends_on if opts is not None else None
-    if deps is None:
-        return []
-    if isinstance(deps, (list, tuple)):
-        return list(deps)
-    return [deps]
 
 
 def child_opts(parent: pulumi.Resource, base: Sequence[Any], *extra: pulumi.Resource,

@@ -50,6 +50,36 @@ def service_entry(args: ExternalServiceArgs) -> dict:
             "metadata": metadata(args.name, args.namespace), "spec": spec}
 
 
+#: Placeholder domain of Cloud SQL ServiceEntries (reached by private IP: the name is never resolved).
+CLOUDSQL_HOST_DOMAIN = "cloudsql.internal"
+
+
+def cloud_database_egress(service: str, namespace: str, cloud: str, host: pulumi.Input[str],
+                          port: int = 3306) -> ExternalServiceArgs:
+    """The ServiceEntry that lets ``service``'s sidecars reach its cloud MySQL under REGISTRY_ONLY.
+
+    ``host`` is what the service connects to (the ``host`` of its database Secret):
+
+    - ``aws`` (RDS): the endpoint host name. Resolution ``DNS``, no ``addresses``: Envoy resolves the
+      name itself and follows it through a Multi-AZ failover (the name moves to the standby's IP; a
+      pinned IP would keep pointing at the old primary). Several such entries on 3306 are told apart by
+      the address istiod allocates to each, which the sidecar's DNS proxy (``ISTIO_META_DNS_CAPTURE``,
+      set by the mesh) returns to the application.
+    - ``gcp`` (Cloud SQL): the instance's private IP, which stays the same for the life of the instance,
+      through a regional failover too. Resolution ``NONE`` with that IP as the only address: the
+      sidecar passes the connection on to the address the application dialled, and the listener
+      exists for exactly that IP:3306. ``hosts`` is a name of our own (required; never resolved).
+      STATIC with the same IP as endpoint would only repeat the address.
+    """
+    name = f"{service}-db"
+    if cloud == "aws":
+        return ExternalServiceArgs(name=name, namespace=namespace, hosts=[host], port=port, resolution="DNS")
+    if cloud == "gcp":
+        return ExternalServiceArgs(name=name, namespace=namespace, port=port, resolution="NONE",
+                                   hosts=[f"{service}-db.{namespace}.{CLOUDSQL_HOST_DOMAIN}"], addresses=[host])
+    raise ValueError(f"no cloud database egress for cloud {cloud!r} (aws or gcp)")
+
+
 class ExternalService(pulumi.ComponentResource):
     """A destination outside the mesh, reachable under REGISTRY_ONLY egress.
 

@@ -1,8 +1,9 @@
 """Istio on one cluster, from the upstream charts (base, istiod, gateway) pinned at ISTIO_VERSION.
 
-Order on an empty cluster (one ``pulumi up``): namespace -> intermediate CA ``cacerts`` Secret and the
-base chart (CRDs) -> istiod (plugged-in CA, validation + injection webhooks) -> gateways (their pods
-are injected by istiod) and every Istio custom resource (after the CRDs and the validation webhook).
+Order on an empty cluster (one ``pulumi up``): namespace -> intermediate CA ``cacerts`` Secret, the
+base chart (CRDs) and the CNI node agent (chart ``cni`` in kube-system) -> istiod (plugged-in CA,
+validation + injection webhooks, ``cni.enabled``) -> gateways (their pods are injected by istiod) and
+every Istio custom resource (after the CRDs and the validation webhook).
 """
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ from cnplatform.naming import service_account_principal, type_token
 
 NETWORKING_API = "networking.istio.io/v1"
 PUBLIC_GATEWAY_NAME = "public-gateway"
+#: ACME HTTP-01 only: port 80 of the public hosts (challenges in clear text) and its HTTPS redirect.
+PUBLIC_HTTP_GATEWAY_NAME = "public-gateway-http"
+HTTPS_REDIRECT_NAME = "public-gateway-https-redirect"
+#: Prefix of ACME HTTP-01 challenges (RFC 8555, 8.3), served by cert-manager's solver over plain HTTP.
+ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 CROSS_NETWORK_GATEWAY_NAME = "cross-network-gateway"
 DEFAULT_TLS_SECRET = "ingress-gateway-tls"
 READER_TOKEN_SECRET = "istio-reader-service-account-token"
@@ -103,6 +109,14 @@ class IstioMeshArgs:
     """Application namespaces: each gets a default allow-nothing AuthorizationPolicy."""
     pod_security: str = "restricted"
     """Pod Security Standards level enforced on istio-system (istiod and gateways run as non-root)."""
+    cni: bool = True
+    """Install the Istio CNI node agent (kube-system): injected pods then need no privileged ``istio-init``."""
+    platform: str = ""
+    """Platform profile of the CNI chart: ``gke`` on GKE, empty on kind and EKS."""
+    dns_capture: bool = True
+    """Sidecars answer DNS (``ISTIO_META_DNS_CAPTURE``): TCP ServiceEntries resolved by DNS get their own address."""
+    acme_http01: bool = False
+    """The gateway certificate is issued by ACME HTTP-01: HTTP serves ``/.well-known/acme-challenge/`` and redirects the rest."""
     root_cert_pem: Optional[pulumi.Input[str]] = None
     """Root CA certificate shared by the clusters of the mesh (None: a root for this mesh alone)."""
     root_key_pem: Optional[pulumi.Input[str]] = None
@@ -134,19 +148,62 @@ def namespace_labels(args: IstioMeshArgs) -> dict[str, str]:
 
 
 def public_gateway(hosts: list[str], tls_secret_name: str, namespace: str = v.ISTIO_NAMESPACE,
-                   name: str = PUBLIC_GATEWAY_NAME) -> dict:
-    """HTTPS on 443 with the TLS Secret; HTTP on 80 only redirects to HTTPS."""
+                   name: str = PUBLIC_GATEWAY_NAME, http: bool = True) -> dict:
+    """HTTPS on 443 with the TLS Secret; HTTP on 80 only redirects to HTTPS (``tls.httpsRedirect``).
+
+    ``http=False`` (ACME HTTP-01): HTTPS only; port 80 is :func:`public_http_gateway`. Istio applies
+    ``httpsRedirect`` to the whole virtual host of each host of the server (``require_tls: ALL``), the
+    ACME challenge path included, so it cannot stay on while challenges must be answered in clear text.
+    """
+    servers = []
+    if http:
+        servers.append({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": list(hosts),
+                        "tls": {"httpsRedirect": True}})
+    servers.append({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": list(hosts),
+                    "tls": {"mode": "SIMPLE", "credentialName": tls_secret_name}})
     return {
         "apiVersion": NETWORKING_API, "kind": "Gateway",
         "metadata": metadata(name, namespace),
+        "spec": {"selector": dict(v.INGRESS_GATEWAY_LABELS), "servers": servers},
+    }
+
+
+def public_http_gateway(hosts: list[str], namespace: str = v.ISTIO_NAMESPACE) -> dict:
+    """ACME HTTP-01: port 80 of the public hosts as a Gateway of its own, without ``httpsRedirect``.
+
+    Separate from ``public-gateway`` on purpose: every VirtualService bound to ``public-gateway`` (the
+    services' public routes, Grafana...) then exists on 443 only and can never be served in clear text;
+    only :func:`https_redirect_virtual_service` is bound here.
+    """
+    return {
+        "apiVersion": NETWORKING_API, "kind": "Gateway",
+        "metadata": metadata(PUBLIC_HTTP_GATEWAY_NAME, namespace),
         "spec": {
             "selector": dict(v.INGRESS_GATEWAY_LABELS),
-            "servers": [
-                {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": list(hosts),
-                 "tls": {"httpsRedirect": True}},
-                {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": list(hosts),
-                 "tls": {"mode": "SIMPLE", "credentialName": tls_secret_name}},
-            ],
+            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": list(hosts)}],
+        },
+    }
+
+
+def https_redirect_virtual_service(hosts: list[str], namespace: str = v.ISTIO_NAMESPACE) -> dict:
+    """Port 80 under ACME HTTP-01: a 301 to https for everything but the challenges.
+
+    One route without a match: a catch-all. cert-manager's solver Ingress (class ``istio``) becomes,
+    through Istio's Ingress translation, a Gateway with an HTTP server on port 80 (hosts ``*``) on the
+    same ingress pods and a VirtualService for the certificate's host with an exact match on
+    ``/.well-known/acme-challenge/<token>``. Istio builds one route table for port 80 from every
+    Gateway's HTTP server on it, merges the virtual hosts of one host name across Gateways, and then
+    moves catch-all routes behind all others (``SortVHostRoutes``). The challenge route therefore
+    always precedes this redirect, in whatever order the two VirtualServices are merged; nothing
+    relies on the (unspecified) order between two specific routes of different VirtualServices.
+    """
+    return {
+        "apiVersion": NETWORKING_API, "kind": "VirtualService",
+        "metadata": metadata(HTTPS_REDIRECT_NAME, namespace),
+        "spec": {
+            "hosts": list(hosts),
+            "gateways": [f"{namespace}/{PUBLIC_HTTP_GATEWAY_NAME}"],
+            "http": [{"name": "https-redirect", "redirect": {"scheme": "https", "redirectCode": 301}}],
         },
     }
 
@@ -255,8 +312,13 @@ class IstioMesh(pulumi.ComponentResource):
 
         # ---- charts
         base = self._chart(name, v.BASE_RELEASE, "base", v.base_values(args), deps, namespace)
-        istiod = self._chart(name, v.ISTIOD_RELEASE, "istiod", v.istiod_values(args), deps, base, cacerts, namespace)
-        self.charts = [base, istiod]
+        # The CNI node agent before istiod: once istiod's injector runs with cni.enabled, injected pods
+        # rely on the agent for their redirection (and app pods wait for the mesh component).
+        cni = [self._chart(name, v.CNI_RELEASE, v.CNI_CHART, v.cni_values(args), deps,
+                           namespace_name=v.CNI_NAMESPACE)] if args.cni else []
+        istiod = self._chart(name, v.ISTIOD_RELEASE, "istiod", v.istiod_values(args), deps, base, cacerts, namespace,
+                             *cni)
+        self.charts = [base, *cni, istiod]
         self.crd_dependencies = [base, istiod]
         cr_opts = child_opts(self, deps, base, istiod)
 
@@ -268,8 +330,12 @@ class IstioMesh(pulumi.ComponentResource):
                 v.INGRESS_GATEWAY_RELEASE, v.INGRESS_GATEWAY_LABELS, v.INGRESS_GATEWAY_PORTS), deps, namespace)
             if args.self_signed_tls:
                 self._self_signed_tls(name, args, child_opts(self, deps, namespace))
-            custom_resource(f"{name}-public-gateway", public_gateway(args.ingress_hosts, args.tls_secret_name),
-                            cr_opts)
+            custom_resource(f"{name}-public-gateway", public_gateway(
+                args.ingress_hosts, args.tls_secret_name, http=not args.acme_http01), cr_opts)
+            if args.acme_http01:
+                custom_resource(f"{name}-public-http-gateway", public_http_gateway(args.ingress_hosts), cr_opts)
+                custom_resource(f"{name}-https-redirect", https_redirect_virtual_service(args.ingress_hosts),
+                                cr_opts)
 
         # ---- zero trust: strict mTLS mesh-wide, deny by default in every app namespace.
         custom_resource(f"{name}-peer-authentication", peer_authentication(ns_name), cr_opts)
@@ -302,11 +368,11 @@ class IstioMesh(pulumi.ComponentResource):
                                "tls_secret": self.tls_secret, "istio_version": self.istio_version})
 
     def _chart(self, name: str, release: str, chart: str, values: dict, deps: list,
-               *after: pulumi.Resource) -> k8s.helm.v4.Chart:
+               *after: pulumi.Resource, namespace_name: str = v.ISTIO_NAMESPACE) -> k8s.helm.v4.Chart:
         return k8s.helm.v4.Chart(
             f"{name}-{release}",
             k8s.helm.v4.ChartArgs(
-                chart=chart, name=release, version=v.ISTIO_VERSION, namespace=v.ISTIO_NAMESPACE,
+                chart=chart, name=release, version=v.ISTIO_VERSION, namespace=namespace_name,
                 repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=v.ISTIO_REPO), values=values),
             opts=child_opts(self, deps, *after))
 

@@ -29,6 +29,19 @@ INGRESS_GATEWAY_RELEASE = "gateway"
 EASTWEST_GATEWAY_RELEASE = "istio-eastwestgateway"
 CONSUL_RELEASE = "consul"
 
+#: The Istio CNI node agent (chart ``cni``, release ``istio-cni``): it sets up each injected pod's traffic
+#: redirection from the node, so pods need no privileged ``istio-init`` container. Its DaemonSet is
+#: privileged by nature (hostPath CNI dirs, NET_ADMIN/SYS_ADMIN as root): it lives in ``kube-system``,
+#: which Pod Security does not enforce and where ``system-node-critical`` pods are always admitted.
+CNI_CHART = "cni"
+CNI_RELEASE = "istio-cni"
+CNI_NAMESPACE = "kube-system"
+#: Requests of each CNI node agent pod (the chart default, set explicitly so the footprint counts the
+#: same dict; the chart's values schema accepts requests only, no limits).
+CNI_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}}
+#: Where GKE nodes keep CNI binaries (the chart only guesses it from the API server's version string).
+GKE_CNI_BIN_DIR = "/home/kubernetes/bin"
+
 #: Pod labels of the ingress gateway: what AuthorizationPolicies, the public Gateway and the services'
 #: NetworkPolicies select (namespace istio-system + ``istio=ingressgateway``).
 INGRESS_GATEWAY_LABELS = {"istio": "ingressgateway"}
@@ -69,13 +82,28 @@ def base_values(args: "IstioMeshArgs") -> dict:
     return {"global": {"istioNamespace": ISTIO_NAMESPACE}, "defaultRevision": "default"}
 
 
+def proxy_metadata(args: "IstioMeshArgs") -> dict[str, str]:
+    """Environment of every sidecar's istio-agent (``meshConfig.defaultConfig.proxyMetadata``).
+
+    ``ISTIO_META_DNS_CAPTURE``: the agent answers the pod's DNS queries. Needed for TCP ServiceEntries
+    resolved by DNS without ``addresses`` (an RDS endpoint on 3306): istiod allocates each one a
+    virtual IP (IP auto-allocation, on by default since Istio 1.25) and only the agent's DNS hands it
+    out; without it every such entry on one port shares the 0.0.0.0:3306 listener and one of them
+    wins, i.e. a service could be sent to another service's database.
+    """
+    return {"ISTIO_META_DNS_CAPTURE": "true"} if args.dns_capture else {}
+
+
 def mesh_config(args: "IstioMeshArgs") -> dict:
     """meshConfig (istio.mesh.v1alpha1.MeshConfig): access logs, egress policy, proxy start order."""
+    default_config: dict[str, Any] = {"holdApplicationUntilProxyStarts": args.hold_application_until_proxy_starts}
+    if proxy_metadata(args):
+        default_config["proxyMetadata"] = proxy_metadata(args)
     return {
         "accessLogFile": "/dev/stdout" if args.access_logs else "",
         "accessLogEncoding": "JSON",
         "outboundTrafficPolicy": {"mode": args.outbound_traffic_policy},
-        "defaultConfig": {"holdApplicationUntilProxyStarts": args.hold_application_until_proxy_starts},
+        "defaultConfig": default_config,
         # Sidecars serve app + Envoy metrics on :15020/stats/prometheus (outside mTLS and authz).
         "enablePrometheusMerge": True,
         "trustDomain": args.trust_domain,
@@ -114,9 +142,30 @@ def istiod_values(args: "IstioMeshArgs") -> dict:
         "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
         "pdb": {"minAvailable": 1},
         "meshConfig": mesh_config(args),
+        # The injector adds the unprivileged ``istio-validation`` init container instead of ``istio-init``
+        # (root + NET_ADMIN/NET_RAW, which Pod Security baseline/restricted reject): the CNI node agent
+        # sets up the redirection. Top-level key of the chart (``pilot.cni`` is the legacy alias).
+        "cni": {"enabled": args.cni},
     }
     if args.spread_zones:
         values["topologySpreadConstraints"] = zone_spread({"app": "istiod"})
+    return values
+
+
+def cni_values(args: "IstioMeshArgs") -> dict:
+    """istio/cni release ``istio-cni`` in kube-system: the node agent that replaces ``istio-init``.
+
+    Kept minimal (the chart's values.yaml is not among the pinned references, so no test can check
+    these keys yet; docs/mesh.md lists each one and why): images pinned like istiod's, the requests the
+    footprint counts, and on GKE the platform profile plus the CNI binary directory of GKE nodes.
+    """
+    values: dict[str, Any] = {
+        "global": {"hub": ISTIO_HUB, "tag": ISTIO_VERSION},
+        "resources": {"requests": dict(CNI_RESOURCES["requests"])},
+    }
+    if args.platform == "gke":
+        values["global"]["platform"] = "gke"
+        values["cniBinDir"] = GKE_CNI_BIN_DIR
     return values
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pulumi
 
+from cnplatform.addons.cert_manager import ISSUER_ACME
 from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_HTTPS
 from cnplatform.mesh import values as mesh_values
 from cnplatform.mesh.authorization import MONITORING_NAMESPACE, ServiceAuthorization, ServiceAuthorizationArgs
@@ -18,9 +19,10 @@ from cnplatform.mesh.istio import DEFAULT_TLS_SECRET, IstioMesh, IstioMeshArgs
 from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, ca_data_of
 from cnplatform.mesh.traffic import ServiceTrafficPolicy, ServiceTrafficPolicyArgs, exposed_service_paths
 from cnplatform.naming import service_account_principal
-from cnplatform.topology import callers_of
 from stacks.config import ClusterConfig, ServiceConfig, StackConfig
 from stacks.footprint import SIDECAR, Workload
+from stacks.layers import ingress_certificate
+from stacks.layers.addons import issuer_type
 
 LAYER = "mesh"
 ROOT_CA_KEY = "mesh_root_ca"
@@ -72,6 +74,17 @@ def self_signed_tls(cfg: StackConfig, cluster_cfg: ClusterConfig) -> bool:
     return cfg.mesh.ingress.enabled and not cfg.addons.cert_manager.enabled and cluster_cfg.cloud == "local"
 
 
+def acme_http01(cfg: StackConfig, cluster_cfg: ClusterConfig) -> bool:
+    """The gateway certificate comes from ACME over HTTP-01 (cloud clusters by default): port 80 must
+    answer the challenges instead of redirecting everything to HTTPS."""
+    return ingress_certificate.wanted(cfg) and issuer_type(cfg, cluster_cfg) == ISSUER_ACME
+
+
+def cni_platform(cluster_cfg: ClusterConfig) -> str:
+    """Platform profile of the Istio CNI chart: ``gke`` on GKE (CNI binaries live elsewhere there)."""
+    return "gke" if cluster_cfg.cloud == "gcp" else ""
+
+
 def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
     """Everything the mesh of one cluster needs, decided from config (tier, cloud, cluster count)."""
     local = cluster_cfg.cloud == "local"
@@ -98,15 +111,18 @@ def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
         remote_access=east_west_enabled(cfg) and len(cfg.clusters) > 1,
         app_namespaces=[ns.name for ns in cfg.namespaces],
         pod_security="restricted",
+        # App namespaces enforce Pod Security restricted: no istio-init (root, NET_ADMIN) in their pods.
+        cni=True,
+        platform=cni_platform(cluster_cfg),
+        dns_capture=True,
+        acme_http01=acme_http01(cfg, cluster_cfg),
     )
 
 
-def caller_principals(cfg: StackConfig) -> dict[str, list[str]]:
-    """service -> principals of the services that call it (over the whole stack: a caller in another
+def caller_principals(cfg: StackConfig, service: str) -> list[str]:
+    """Principals of the services that call ``service`` (over the whole stack: a caller in another
     cluster of the mesh has the same identity)."""
-    callers = callers_of({s.name: s.calls for s in cfg.services})
-    return {name: sorted(service_account_principal(cfg.service(c).namespace, c) for c in names)
-            for name, names in callers.items()}
+    return sorted(service_account_principal(cfg.service(c).namespace, c) for c in cfg.callers.get(service, []))
 
 
 def exposed_hosts(cfg: StackConfig, svc: ServiceConfig) -> list[str]:
@@ -140,7 +156,7 @@ def authorization_args(cfg: StackConfig, svc: ServiceConfig, gateway_principal: 
     exposed = is_exposed(cfg, svc)
     return ServiceAuthorizationArgs(
         service=svc.name, namespace=svc.namespace, port=svc.port,
-        caller_principals=caller_principals(cfg).get(svc.name, []),
+        caller_principals=caller_principals(cfg, svc.name),
         gateway_principal=gateway_principal if exposed else None,
         gateway_paths=exposed_service_paths(svc.expose.path) if exposed and svc.expose else [],
         metrics_namespaces=[MONITORING_NAMESPACE],
@@ -212,12 +228,17 @@ def _exchange_remote_secrets(ctx, mesh: IstioMesh) -> None:
 
 
 def footprint(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
-    """istiod, gateways (and Consul) requests, from the very values dicts the charts get."""
+    """istiod, gateways, the CNI node agent (and Consul) requests, from the very values dicts the charts get."""
+    from stacks.layers.monitoring import node_count
+
     if not cfg.mesh.enabled:
         return []
     args = mesh_args(cfg, cluster_cfg)
     istiod = mesh_values.istiod_values(args)
     out = [Workload.of(LAYER, "istiod", mesh_values.istiod_min_replicas(istiod), istiod["resources"])]
+    if args.cni:  # a DaemonSet: one pod per node
+        cni = mesh_values.cni_values(args)
+        out.append(Workload.of(LAYER, "istio-cni-node", node_count(cluster_cfg), cni["resources"]))
     if args.ingress_gateway:
         gw = mesh_values.gateway_values(args)
         out.append(Workload.of(LAYER, "istio-ingressgateway", mesh_values.gateway_min_replicas(gw), gw["resources"]))

@@ -15,10 +15,10 @@ import pulumi
 from cnplatform.database import (CloudSqlPrivateAccess, CloudSqlPrivateAccessArgs, MySqlDatabase,
                                  MySqlDatabaseArgs)
 from cnplatform.database import spec as db_spec
+from cnplatform.mesh.egress import ExternalService, cloud_database_egress
 from cnplatform.microservice import Microservice, MicroserviceArgs, Peer, SecretKeyRef
 from cnplatform.registry import (ArtifactRepository, ArtifactRepositoryArgs, ServiceImage, ServiceImageArgs,
                                  context_digest)
-from cnplatform.topology import callers_of
 from stacks.footprint import Workload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +159,19 @@ def _database(ctx, svc) -> tuple[MySqlDatabase, list]:
     return db, cidrs
 
 
+def _database_egress(ctx, svc, database: MySqlDatabase, mesh) -> Optional[ExternalService]:
+    """A cloud database is outside the mesh registry: with the mesh on, its ServiceEntry (in the service's
+    namespace, visible there only) lets the sidecars reach it, which prod's REGISTRY_ONLY requires."""
+    cloud = ctx.cluster_cfg.cloud
+    if not ctx.cfg.mesh.enabled or cloud not in ("aws", "gcp") or mesh is None:
+        return None
+    crds = list(getattr(mesh, "crd_dependencies", None) or [mesh])  # Istio CRDs + validation webhook
+    return ExternalService(
+        f"{ctx.name}-{svc.name}-db-egress",
+        cloud_database_egress(svc.name, svc.namespace, cloud, database.host, db_spec.MYSQL_PORT),
+        opts=ctx.k8s_opts(*crds, ctx.baseline.namespaces[svc.namespace]))
+
+
 def multi_network(cfg) -> bool:
     """The mesh spans networks (east-west gateways): configured, or on when the stack has > 1 cluster."""
     if not cfg.mesh.enabled:
@@ -177,7 +190,7 @@ def service_args(cfg, svc, *, image: Any, mesh_enabled: bool,
     """
     replicas = cfg.replicas(svc)
     low, high = autoscaling_bounds(cfg, svc)
-    callers = callers_of({s.name: s.calls for s in cfg.services}).get(svc.name, [])
+    callers = cfg.callers.get(svc.name, [])
     args = MicroserviceArgs(
         name=svc.name, namespace=svc.namespace, image=image, port=svc.port, replicas=replicas,
         cpu_request=svc.resources.requests.cpu, memory_request=svc.resources.requests.memory,
@@ -222,15 +235,16 @@ def deploy(ctx) -> None:
     for svc in services:
         namespace = ctx.baseline.namespaces[svc.namespace]
         image, image_ready = _image(ctx, svc)
-        database, cidrs = (None, [])
+        database, cidrs, egress = (None, [], None)
         if svc.database is not None:
             database, cidrs = _database(ctx, svc)
+            egress = _database_egress(ctx, svc, database, mesh)
         args = service_args(
             cfg, svc, image=image, mesh_enabled=cfg.mesh.enabled,
             monitoring_namespace="monitoring" if cfg.monitoring.enabled else None,
             gateway_labels=gateway_labels if isinstance(gateway_labels, dict) else None,
             database=database, database_cidrs=cidrs)
-        depends = [namespace, *image_ready, *(database.ready if database else [])]
+        depends = [namespace, *image_ready, *(database.ready if database else []), *([egress] if egress else [])]
         if cfg.mesh.enabled and isinstance(mesh, pulumi.Resource):
             # Pods created before the sidecar injector is up would run without a sidecar.
             depends.append(mesh)
