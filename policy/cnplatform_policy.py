@@ -20,6 +20,10 @@ Rules (each a policy name; every violation message says what to change):
     ``allowPrivilegeEscalation: false``.
 ``container-resources``
     Every container sets ``requests`` and ``limits`` for both ``cpu`` and ``memory``.
+
+    Both container rules skip the node agents in :data:`NODE_AGENT_EXEMPTIONS` (by namespace, kind
+    and name, each with its reason; e.g. the Istio CNI DaemonSet) and those listed in the policy
+    config ``exemptWorkloads``.
 ``no-literal-secrets-in-env``
     An env var whose NAME looks secret (PASSWORD, PASSWD, SECRET, TOKEN, CREDENTIAL(S), API_KEY,
     PRIVATE_KEY, ACCESS_KEY, ``*_KEY``...) takes its value from ``valueFrom.secretKeyRef``; names
@@ -361,12 +365,35 @@ def _pattern(args) -> str:
     return str((args.get_config() or {}).get("prodStackPattern") or PROD_STACK_PATTERN)
 
 
-def _resource_policy(name: str, description: str, check) -> ResourceValidationPolicy:
+#: Workloads that cannot meet the container rules by design, as "<namespace>/<Kind>/<name>" -> why.
+#: Extend with the policy config ``exemptWorkloads`` (a list of the same strings).
+NODE_AGENT_EXEMPTIONS = {
+    "kube-system/DaemonSet/istio-cni-node": (
+        "the Istio CNI node agent installs the CNI plugin on the host and rewrites pod networking: "
+        "it runs privileged as root by design, and its chart accepts requests but no limits"),
+}
+
+
+def exempt_workload(resource_type: str, props: Mapping, extra: Iterable[str] = ()) -> bool:
+    """Is this workload one of the node agents the container rules do not apply to?"""
+    meta = _map(_map(props).get("metadata"))
+    key = f"{meta.get('namespace', 'default')}/{kind_of(resource_type)}/{meta.get('name', '')}"
+    return key in NODE_AGENT_EXEMPTIONS or key in set(extra)
+
+
+def _resource_policy(name: str, description: str, check, exemptable: bool = False) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        extra = ((args.get_config() or {}).get("exemptWorkloads") or []) if exemptable else []
+        if exemptable and exempt_workload(args.resource_type, args.props, extra):
+            return
         for message in check(args.resource_type, args.props):
             report_violation(message, None)
+    schema = PolicyConfigSchema(properties={"exemptWorkloads": {
+        "type": "array", "items": {"type": "string"},
+        "description": "More workloads the rule does not apply to, as <namespace>/<Kind>/<name>."}}) \
+        if exemptable else None
     return ResourceValidationPolicy(name=name, description=description, validate=validate,
-                                    enforcement_level=EnforcementLevel.MANDATORY)
+                                    enforcement_level=EnforcementLevel.MANDATORY, config_schema=schema)
 
 
 def _validate_protected(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -391,9 +418,9 @@ _PATTERN_SCHEMA = PolicyConfigSchema(properties={"prodStackPattern": {
 POLICIES = [
     _resource_policy("no-privileged-containers",
                      "Containers run as non-root, unprivileged, without privilege escalation.",
-                     check_container_security),
+                     check_container_security, exemptable=True),
     _resource_policy("container-resources", "Every container sets cpu/memory requests and limits.",
-                     check_container_resources),
+                     check_container_resources, exemptable=True),
     _resource_policy("no-literal-secrets-in-env",
                      "Secret-like environment variables come from a Kubernetes Secret (secretKeyRef).",
                      check_secret_env),

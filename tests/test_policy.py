@@ -366,3 +366,20 @@ def test_pack_process_serves_the_policies(tmp_path):
     assert {d.policyName for d in resp.diagnostics} == {"no-privileged-containers", "no-literal-secrets-in-env"}
     assert {d.policyName for d in stack.diagnostics} == {"prod-deployment-availability"}
     assert len(stack.diagnostics) == 2
+
+
+def test_node_agents_are_exempt_from_the_container_rules_by_name_only():
+    cni = {"metadata": {"name": "istio-cni-node", "namespace": "kube-system"}, "spec": {"template": {"spec": {
+        "containers": [{"name": "install-cni", "securityContext": {"privileged": True, "runAsUser": 0},
+                        "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]}}}}
+    daemonset = "kubernetes:apps/v1:DaemonSet"
+    assert P.check_container_security(daemonset, cni) and P.check_container_resources(daemonset, cni)
+    assert run_resource_policies(daemonset, cni) == []
+    # The same pod spec under any other name, namespace or kind is still caught.
+    elsewhere = copy.deepcopy(cni)
+    elsewhere["metadata"]["namespace"] = "shop"
+    assert {n for n, _ in run_resource_policies(daemonset, elsewhere)} == {
+        "no-privileged-containers", "container-resources"}
+    # More exemptions come from the policy config.
+    extra = {"exemptWorkloads": ["shop/DaemonSet/istio-cni-node"]}
+    assert run_resource_policies(daemonset, elsewhere, config=extra) == []
