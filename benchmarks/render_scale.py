@@ -65,13 +65,14 @@ def run_ours(n: int, c: int, dump: Path) -> dict:
     cfg = parse_config(raw)
     capture = run_stack(cfg, stack="bench", raw=raw)
     elapsed = time.perf_counter() - start
+    peak = peak_rss_mb()  # before the replay file is built (not part of the program)
     # In registration order, with the dependency edges the program declared (as expanded URNs).
     replay = [{"urn": r.urn, "type": r.type, "name": r.name, "custom": r.custom, "inputs": _plain(r.inputs),
                "provider": r.provider_urn.rsplit("::", 1)[-1] if r.provider_urn else None,
                "depends_on": r.depends_on}
               for r in sorted(capture.resources, key=lambda r: r.seq) if not r.type.startswith("cnplatform:")]
     dump.write_text(json.dumps(replay))
-    return {"seconds": elapsed, "resources": len(capture.resources), "peak_rss_mb": peak_rss_mb()}
+    return {"seconds": elapsed, "resources": len(capture.resources), "peak_rss_mb": peak}
 
 
 def _plain(value):

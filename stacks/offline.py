@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Optional
 
 import pulumi
@@ -76,11 +77,22 @@ class Registration:
     providers: dict[str, str]
     depends_on: list[str]
     protect: bool
-    inputs: dict
-    outputs: dict = field(default_factory=dict)
+    #: The inputs as sent (protobuf Struct) and the mock state the monitor holds, decoded on first
+    #: read through ``inputs`` / ``outputs``: a capture of hundreds of services stays small.
+    request_object: Any = field(repr=False, default=None)
+    state: dict = field(repr=False, default_factory=dict)
     id: str = ""
     #: Registration order (the program's own order; ``Capture.resources`` is sorted by URN).
     seq: int = 0
+
+    @cached_property
+    def inputs(self) -> dict:
+        """Inputs with :class:`Secret` markers where Pulumi would treat a value as secret."""
+        return _capture(rpc.deserialize_properties(self.request_object, keep_unknowns=True))
+
+    @cached_property
+    def outputs(self) -> dict:
+        return _capture(self.state)
 
     @property
     def provider_urn(self) -> str:
@@ -150,7 +162,7 @@ def _csr(name: str, inputs: dict) -> dict:
 def _command(name: str, inputs: dict) -> dict:
     if name.endswith("-kubeconfig"):
         cluster = name.removesuffix("-kubeconfig")
-        return {"stdout": mock_kubeconfig(cluster, f"https://127.0.0.1:6443"), "stderr": ""}
+        return {"stdout": mock_kubeconfig(cluster, "https://127.0.0.1:6443"), "stderr": ""}
     return {"stdout": "", "stderr": ""}
 
 
@@ -219,13 +231,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         urn = response.urn
         if request.type == "pulumi:pulumi:Stack":
             return response
-        inputs = _capture(rpc.deserialize_properties(request.object, keep_unknowns=True))
-        state = self.resources[urn].state
         self.registrations[urn] = Registration(
             urn=urn, type=request.type, name=request.name, parent=request.parent,
             custom=request.custom, provider=request.provider, providers=dict(request.providers),
             depends_on=sorted(set(request.dependencies)), protect=request.protect,
-            inputs=inputs, outputs=_capture(state), id=response.id, seq=len(self.registrations),
+            request_object=request.object, state=self.resources[urn].state, id=response.id,
+            seq=len(self.registrations),
         )
         return response
 

@@ -35,7 +35,7 @@ CLUSTER_SCOPED = {
 IAM_POLICY_INPUTS = ("policy", "assumeRolePolicy")
 
 
-class Yaml(yaml.SafeDumper):
+class Yaml(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
     """Block-style YAML with multi-line strings as literal blocks (readable dashboards and JCasC)."""
 
 

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from cnplatform.options import inherited_depends_on
 from cnplatform.addons.cert_manager import API_VERSION, ISSUER_ACME, custom_resource

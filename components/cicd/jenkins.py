@@ -241,7 +241,7 @@ def kubernetes_cloud(namespace: str = NAMESPACE) -> dict[str, Any]:
     }}
 
 
-class _BlockDumper(yaml.SafeDumper):
+class _BlockDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml: the seed script grows with N
     """Multi-line strings (the Job DSL script) as literal blocks, readable in the ConfigMap."""
 
 

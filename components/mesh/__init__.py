@@ -1,7 +1,6 @@
 """mesh components: Istio (upstream charts), per-service traffic and authorization policy, one trust
 root across clusters, optional Consul catalog sync. See docs/mesh.md."""
 from cnplatform.mesh.authorization import (
-    ServiceAuthorization,
     ServiceAuthorizationArgs,
     allow_nothing,
     authorization_policy,
@@ -11,9 +10,9 @@ from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs, cacerts_data
 from cnplatform.mesh.consul import ConsulCatalogSync, ConsulCatalogSyncArgs
 from cnplatform.mesh.egress import ExternalService, ExternalServiceArgs, service_entry
 from cnplatform.mesh.istio import IstioMesh, IstioMeshArgs, cross_network_gateway, public_gateway
+from cnplatform.mesh.service_policy import ServiceMeshPolicy, ServiceMeshPolicyArgs
 from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, remote_kubeconfig
 from cnplatform.mesh.traffic import (
-    ServiceTrafficPolicy,
     ServiceTrafficPolicyArgs,
     destination_rule,
     ingress_virtual_service,
@@ -22,8 +21,8 @@ from cnplatform.mesh.traffic import (
 
 __all__ = [
     "ConsulCatalogSync", "ConsulCatalogSyncArgs", "ExternalService", "ExternalServiceArgs", "IstioMesh",
-    "IstioMeshArgs", "MeshRootCa", "MeshRootCaArgs", "RemoteSecret", "RemoteSecretArgs", "ServiceAuthorization",
-    "ServiceAuthorizationArgs", "ServiceTrafficPolicy", "ServiceTrafficPolicyArgs", "allow_nothing",
+    "IstioMeshArgs", "MeshRootCa", "MeshRootCaArgs", "RemoteSecret", "RemoteSecretArgs",
+    "ServiceAuthorizationArgs", "ServiceMeshPolicy", "ServiceMeshPolicyArgs", "ServiceTrafficPolicyArgs", "allow_nothing",
     "authorization_policy", "cacerts_data", "cross_network_gateway", "destination_rule", "ingress_virtual_service",
     "peer_authentication", "public_gateway", "remote_kubeconfig", "service_entry", "virtual_service",
 ]

@@ -7,7 +7,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cnplatform.naming import MANAGED_BY
-from cnplatform.options import inherited_depends_on
 
 #: Labels on every object the mesh components create.
 MESH_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": "ecommerce-platform"}

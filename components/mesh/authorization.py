@@ -8,10 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-import pulumi
-
-from cnplatform.mesh._resources import child_opts, custom_resource, inherited_depends_on, metadata
-from cnplatform.naming import selector_labels, type_token
+from cnplatform.mesh._resources import metadata
+from cnplatform.naming import selector_labels
 
 SECURITY_API = "security.istio.io/v1"
 #: Prometheus' namespace (the monitoring layer); it may read /metrics with an mTLS identity.
@@ -83,25 +81,3 @@ def authorization_policy(args: ServiceAuthorizationArgs) -> Optional[dict]:
         "metadata": metadata(args.service, args.namespace),
         "spec": {"selector": {"matchLabels": selector_labels(args.service)}, "action": "ALLOW", "rules": rules},
     }
-
-
-# ---------------------------------------------------------------------------------------- component
-
-
-class ServiceAuthorization(pulumi.ComponentResource):
-    """The ALLOW AuthorizationPolicy of one service (nothing when it has no callers and no public path).
-
-    Pass the Istio charts in ``opts.depends_on`` (CRDs + validation webhook).
-    """
-
-    allowed_principals: pulumi.Output[list[str]]
-    """Every principal that may call the service (callers, and the ingress gateway when exposed)."""
-
-    def __init__(self, name: str, args: ServiceAuthorizationArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(type_token("mesh", "ServiceAuthorization"), name, None, opts)
-        doc = authorization_policy(args)
-        if doc is not None:
-            custom_resource(f"{name}-authz", doc, child_opts(self, inherited_depends_on(opts)))
-        principals = sorted(set(args.caller_principals) | ({args.gateway_principal} if args.gateway_principal else set()))
-        self.allowed_principals = pulumi.Output.from_input(principals if doc is not None else [])
-        self.register_outputs({"allowed_principals": self.allowed_principals})

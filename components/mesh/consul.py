@@ -11,7 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cnplatform.mesh import values as v
-from cnplatform.mesh._resources import MESH_LABELS, child_opts, inherited_depends_on
+from cnplatform.mesh._resources import MESH_LABELS, child_opts
+from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
 
 

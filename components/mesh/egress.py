@@ -10,7 +10,8 @@ from typing import Optional
 
 import pulumi
 
-from cnplatform.mesh._resources import child_opts, custom_resource, inherited_depends_on, metadata
+from cnplatform.mesh._resources import child_opts, custom_resource, metadata
+from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
 
 NETWORKING_API = "networking.istio.io/v1"

@@ -12,7 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from cnplatform.mesh._resources import child_opts, inherited_depends_on, metadata
+from cnplatform.mesh._resources import child_opts, metadata
+from cnplatform.options import inherited_depends_on
 from cnplatform.mesh.values import ISTIO_NAMESPACE
 from cnplatform.naming import type_token
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-import pulumi
-
-from cnplatform.mesh._resources import child_opts, custom_resource, inherited_depends_on, metadata
-from cnplatform.naming import type_token
+from cnplatform.mesh._resources import metadata
 
 NETWORKING_API = "networking.istio.io/v1"
 #: Retry only what is safe to retry at the proxy (5xx answers, resets, connect failures, HTTP/2 refusals).
@@ -180,35 +177,3 @@ def ingress_virtual_service(args: ServiceTrafficPolicyArgs) -> Optional[dict]:
         "metadata": metadata(f"{args.service}-ingress", args.namespace),
         "spec": {"hosts": list(args.exposed_hosts), "gateways": [args.gateway], "http": [http]},
     }
-
-
-# ---------------------------------------------------------------------------------------- component
-
-
-class ServiceTrafficPolicy(pulumi.ComponentResource):
-    """DestinationRule + VirtualService(s) of one service.
-
-    Pass the Istio charts (base: CRDs, istiod: validation webhook) in ``opts.depends_on``: every
-    custom resource created here depends on them, so a first ``pulumi up`` works on an empty cluster.
-    """
-
-    host: pulumi.Output[str]
-    """In-mesh host name of the service."""
-    canary_weight: pulumi.Output[int]
-    """Percent of traffic routed to the canary (0 when there is none)."""
-    public_path: pulumi.Output[Optional[str]]
-    """Public path prefix on the ingress gateway, if exposed."""
-
-    def __init__(self, name: str, args: ServiceTrafficPolicyArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(type_token("mesh", "ServiceTrafficPolicy"), name, None, opts)
-        deps = inherited_depends_on(opts)
-        custom_resource(f"{name}-dr", destination_rule(args), child_opts(self, deps))
-        custom_resource(f"{name}-vs", virtual_service(args), child_opts(self, deps))
-        ingress = ingress_virtual_service(args)
-        if ingress is not None:
-            custom_resource(f"{name}-ingress-vs", ingress, child_opts(self, deps))
-        self.host = pulumi.Output.from_input(service_host(args.service, args.namespace, args.cluster_domain))
-        self.canary_weight = pulumi.Output.from_input(args.canary_weight if args.canary else 0)
-        self.public_path = pulumi.Output.from_input(args.exposed_path)
-        self.register_outputs({"host": self.host, "canary_weight": self.canary_weight,
-                               "public_path": self.public_path})

@@ -12,12 +12,13 @@ import pulumi
 from cnplatform.addons.cert_manager import ISSUER_ACME
 from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_HTTPS
 from cnplatform.mesh import values as mesh_values
-from cnplatform.mesh.authorization import MONITORING_NAMESPACE, ServiceAuthorization, ServiceAuthorizationArgs
+from cnplatform.mesh.authorization import MONITORING_NAMESPACE, ServiceAuthorizationArgs
 from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs
 from cnplatform.mesh.consul import ConsulCatalogSync, ConsulCatalogSyncArgs, consul_values
 from cnplatform.mesh.istio import DEFAULT_TLS_SECRET, IstioMesh, IstioMeshArgs
 from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, ca_data_of
-from cnplatform.mesh.traffic import ServiceTrafficPolicy, ServiceTrafficPolicyArgs, exposed_service_paths
+from cnplatform.mesh.service_policy import ServiceMeshPolicy, ServiceMeshPolicyArgs
+from cnplatform.mesh.traffic import ServiceTrafficPolicyArgs, exposed_service_paths
 from cnplatform.naming import service_account_principal
 from stacks.config import ClusterConfig, ServiceConfig, StackConfig
 from stacks.footprint import SIDECAR, Workload
@@ -194,10 +195,9 @@ def deploy(ctx) -> None:
 
     policy_opts = ctx.k8s_opts(*mesh.crd_dependencies, ctx.baseline)
     for svc in cfg.services_on(ctx.name):
-        ServiceTrafficPolicy(f"{ctx.name}-{svc.name}-traffic", traffic_args(cfg, svc, mesh.gateway_name),
-                             opts=policy_opts)
-        ServiceAuthorization(f"{ctx.name}-{svc.name}-authz",
-                             authorization_args(cfg, svc, mesh.ingress_gateway_principal), opts=policy_opts)
+        ServiceMeshPolicy(f"{ctx.name}-{svc.name}-mesh", ServiceMeshPolicyArgs(
+            traffic=traffic_args(cfg, svc, mesh.gateway_name),
+            authorization=authorization_args(cfg, svc, mesh.ingress_gateway_principal)), opts=policy_opts)
 
     if cfg.mesh.consul:
         ctx.parts["consul"] = ConsulCatalogSync(f"{ctx.name}-consul", consul_args(cfg, ctx.cluster_cfg),
