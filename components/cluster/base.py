@@ -125,3 +125,20 @@ def pools_capacity(pools: list[NodePoolSpec]) -> NodeCapacity:
         one = node_capacity(pool.machine_type, pool.cpu, pool.memory).times(pool.max_size)
         total = NodeCapacity(total.cpu_millicores + one.cpu_millicores, total.memory_mib + one.memory_mib)
     return total
+
+
+def exec_kubeconfig(cluster_name: str, server: str, ca_data: str, exec_config: dict) -> str:
+    """A kubeconfig that holds no credential: the ``exec`` credential plugin mints a short-lived token
+    on every use, so the document depends only on server, CA and name (stable between runs: the
+    Kubernetes provider is not replaced on every ``pulumi up``)."""
+    import yaml
+
+    return yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", **exec_config, "interactiveMode": "Never"}}}],
+    }, sort_keys=False)

@@ -12,10 +12,9 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import yaml
 
 from cnplatform.cluster import iam
-from cnplatform.cluster.base import Cluster, NodePoolSpec, pools_capacity
+from cnplatform.cluster.base import Cluster, NodePoolSpec, exec_kubeconfig, pools_capacity
 from cnplatform.naming import MANAGED_BY, type_token
 
 #: Control-plane log types shipped to CloudWatch.
@@ -117,21 +116,11 @@ def subnet_tags(cluster: str, public: bool) -> dict[str, str]:
 
 
 def eks_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
-    """A kubeconfig that holds no credential: ``aws eks get-token`` (exec plugin) mints a short-lived
-    token on every use, so the document only depends on endpoint, CA and name (stable between runs)."""
-    return yaml.safe_dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
-            "interactiveMode": "Never",
-        }}}],
-    }, sort_keys=False)
+    """Stable kubeconfig: ``aws eks get-token`` (exec plugin) mints the token on every use."""
+    return exec_kubeconfig(cluster_name, endpoint, ca_data, {
+        "command": "aws",
+        "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+    })
 
 
 def ecr_registry_url(account_id: str, region: str) -> str:

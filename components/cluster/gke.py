@@ -11,9 +11,8 @@ from typing import Optional
 
 import pulumi
 import pulumi_gcp as gcp
-import yaml
 
-from cnplatform.cluster.base import Cluster, NodePoolSpec, pools_capacity
+from cnplatform.cluster.base import Cluster, NodePoolSpec, exec_kubeconfig, pools_capacity
 from cnplatform.naming import MANAGED_BY, type_token
 
 #: The only project roles the node service account gets (logs, metrics, metadata, image pulls).
@@ -126,23 +125,12 @@ def cluster_autoscaling(args: GkeClusterArgs, service_account: pulumi.Input[str]
 
 
 def gke_kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
-    """A kubeconfig without credentials: ``gke-gcloud-auth-plugin`` (exec plugin) gets a token on use,
-    so the document depends only on endpoint, CA and name (stable between runs)."""
-    return yaml.safe_dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": f"https://{endpoint}",
-                                                         "certificate-authority-data": ca_data}}],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "gke-gcloud-auth-plugin",
-            "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
-            "provideClusterInfo": True,
-            "interactiveMode": "Never",
-        }}}],
-    }, sort_keys=False)
+    """Stable kubeconfig: ``gke-gcloud-auth-plugin`` (exec plugin) gets the token on every use."""
+    return exec_kubeconfig(cluster_name, f"https://{endpoint}", ca_data, {
+        "command": "gke-gcloud-auth-plugin",
+        "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
+        "provideClusterInfo": True,
+    })
 
 
 class GkeCluster(Cluster):
