@@ -267,6 +267,15 @@ class TrafficPolicy(Strict):
         return v
 
 
+class ExternalCaller(Strict):
+    """A workload of another stack (another team) allowed to call this service."""
+
+    name: str
+    """Its ServiceAccount and ``app.kubernetes.io/name`` (cnplatform's Microservice uses the service name)."""
+    namespace: str
+    _n = field_validator("name", "namespace")(lambda cls, v: dns_label(v))
+
+
 class ServiceConfig(Strict):
     name: str
     namespace: str = "shop"
@@ -279,6 +288,9 @@ class ServiceConfig(Strict):
     env: dict[str, str] = {}
     secret_env: dict[str, SecretRef] = {}
     calls: list[str] = []
+    #: Callers outside this stack (e.g. another team's service deployed with the library): admitted
+    #: by the NetworkPolicy and the AuthorizationPolicy like the callers declared here.
+    external_callers: list[ExternalCaller] = []
     expose: Optional[Exposure] = None
     database: Optional[DatabaseSpec] = None
     slo: Slo = Slo()

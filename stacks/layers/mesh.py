@@ -123,7 +123,9 @@ def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
 def caller_principals(cfg: StackConfig, service: str) -> list[str]:
     """Principals of the services that call ``service`` (over the whole stack: a caller in another
     cluster of the mesh has the same identity)."""
-    return sorted(service_account_principal(cfg.service(c).namespace, c) for c in cfg.callers.get(service, []))
+    internal = [(cfg.service(c).namespace, c) for c in cfg.callers.get(service, [])]
+    external = [(c.namespace, c.name) for c in cfg.service(service).external_callers]
+    return sorted(service_account_principal(ns, name) for ns, name in internal + external)
 
 
 def exposed_hosts(cfg: StackConfig, svc: ServiceConfig) -> list[str]:
