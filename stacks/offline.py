@@ -7,12 +7,14 @@ calls such as availability zones); every generated secret is the placeholder ``s
 from __future__ import annotations
 
 import asyncio
+import sys
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Optional
 
 import pulumi
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
@@ -77,10 +79,10 @@ class Registration:
     providers: dict[str, str]
     depends_on: list[str]
     protect: bool
-    #: The inputs as sent (protobuf Struct) and the mock state the monitor holds, decoded on first
-    #: read through ``inputs`` / ``outputs``: a capture of hundreds of services stays small.
-    request_object: Any = field(repr=False, default=None)
-    state: dict = field(repr=False, default_factory=dict)
+    #: The inputs as sent (serialized protobuf Struct) and the mock state the monitor holds, decoded
+    #: on first read through ``inputs`` / ``outputs``: a capture of hundreds of services stays small.
+    inputs_wire: bytes = field(repr=False, default=b"")
+    outputs_wire: bytes = field(repr=False, default=b"")
     id: str = ""
     #: Registration order (the program's own order; ``Capture.resources`` is sorted by URN).
     seq: int = 0
@@ -88,11 +90,12 @@ class Registration:
     @cached_property
     def inputs(self) -> dict:
         """Inputs with :class:`Secret` markers where Pulumi would treat a value as secret."""
-        return _capture(rpc.deserialize_properties(self.request_object, keep_unknowns=True))
+        return _capture(rpc.deserialize_properties(struct_pb2.Struct.FromString(self.inputs_wire), keep_unknowns=True))
 
     @cached_property
     def outputs(self) -> dict:
-        return _capture(self.state)
+        """The mock provider's outputs (what the resource's Output properties resolve to)."""
+        return _capture(rpc.deserialize_properties(struct_pb2.Struct.FromString(self.outputs_wire), keep_unknowns=True))
 
     @property
     def provider_urn(self) -> str:
@@ -234,11 +237,22 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations[urn] = Registration(
             urn=urn, type=request.type, name=request.name, parent=request.parent,
             custom=request.custom, provider=request.provider, providers=dict(request.providers),
-            depends_on=sorted(set(request.dependencies)), protect=request.protect,
-            request_object=request.object, state=self.resources[urn].state, id=response.id,
-            seq=len(self.registrations),
+            depends_on=sorted({sys.intern(d) for d in request.dependencies}), protect=request.protect,
+            inputs_wire=request.object.SerializeToString(), outputs_wire=response.object.SerializeToString(),
+            id=response.id, seq=len(self.registrations),
         )
+        # The state lives on as wire bytes above (a fraction of the dicts' size at hundreds of services).
+        self.resources[urn] = self.resources[urn]._replace(state={})
         return response
+
+    def Invoke(self, request):
+        if request.tok == "pulumi:pulumi:getResource":  # serve the state kept as wire bytes
+            args = rpc.deserialize_properties(request.args)
+            reg = self.registrations.get(args["urn"])
+            if reg is not None:
+                self.resources[reg.urn] = self.resources[reg.urn]._replace(
+                    state=rpc.deserialize_properties(struct_pb2.Struct.FromString(reg.outputs_wire)))
+        return super().Invoke(request)
 
 
 @mock_output("kubernetes:core/v1:Secret")
