@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnplatform.cluster.capacity import NodeCapacity, karpenter_capacity, node_capacity
+from cnplatform.cluster.base import pools_capacity
+from cnplatform.cluster.capacity import NodeCapacity, karpenter_capacity
 from cnplatform.quantity import cpu_millicores, memory_mib
 
 #: Istio sidecar (istio-proxy) requests/limits the mesh injects into every app pod.
@@ -45,14 +46,10 @@ def cluster_capacity(cluster_cfg, cfg=None) -> NodeCapacity:
         if pool and pool.cpu and pool.memory:
             return NodeCapacity(cpu_millicores(pool.cpu), memory_mib(pool.memory))
         return LOCAL_DEFAULT
-    total = NodeCapacity(0, 0)
-    for pool in cluster_cfg.node_pools:
-        one = node_capacity(pool.machine_type, pool.cpu, pool.memory).times(pool.max_size)
-        total = NodeCapacity(total.cpu_millicores + one.cpu_millicores, total.memory_mib + one.memory_mib)
+    total = pools_capacity(cluster_cfg.node_pools)
     karpenter = cfg.addons.karpenter if cfg is not None else None
     if cluster_cfg.cloud == "aws" and karpenter is not None and karpenter.enabled:
-        extra = karpenter_capacity(karpenter.cpu_limit, karpenter.memory_limit)
-        total = NodeCapacity(total.cpu_millicores + extra.cpu_millicores, total.memory_mib + extra.memory_mib)
+        total = total.plus(karpenter_capacity(karpenter.cpu_limit, karpenter.memory_limit))
     return total
 
 

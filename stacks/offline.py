@@ -6,7 +6,6 @@ calls such as availability zones); every generated secret is the placeholder ``s
 """
 from __future__ import annotations
 
-import asyncio
 import sys
 import json
 from dataclasses import dataclass, field
@@ -365,7 +364,3 @@ def run_stack(cfg: StackConfig, *, stack: str, raw: dict, secure: Optional[dict]
     return run_program(lambda: build_platform(load_stack_config()), stack=stack, raw=raw,
                        secure=secure, config=cfg)
 
-
-def new_event_loop() -> None:
-    """Fresh event loop per run (the SDK caches one per thread)."""
-    asyncio.set_event_loop(asyncio.new_event_loop())

@@ -76,11 +76,6 @@ def _validator(group: str, version: str, kind: str) -> jsonschema.Draft7Validato
     return jsonschema.Draft7Validator(schema)
 
 
-def has_crd(doc: dict) -> bool:
-    group, _, version = doc.get("apiVersion", "").rpartition("/")
-    return (group, version, doc.get("kind")) in crd_schemas()
-
-
 def validate_custom_resource(doc: dict) -> list[str]:
     """Errors of ``doc`` against its CRD; raises KeyError when no reference CRD covers the kind."""
     group, _, version = doc["apiVersion"].rpartition("/")

@@ -117,13 +117,13 @@ class Cluster(pulumi.ComponentResource):
 
 
 def pools_capacity(pools: list[NodePoolSpec]) -> NodeCapacity:
-    """Total allocatable capacity of pools at their maximum size."""
+    """Total allocatable capacity of pools at their maximum size (any objects with machine_type,
+    cpu, memory and max_size: the config's node pools too)."""
     from cnplatform.cluster.capacity import node_capacity
 
     total = NodeCapacity(0, 0)
     for pool in pools:
-        one = node_capacity(pool.machine_type, pool.cpu, pool.memory).times(pool.max_size)
-        total = NodeCapacity(total.cpu_millicores + one.cpu_millicores, total.memory_mib + one.memory_mib)
+        total = total.plus(node_capacity(pool.machine_type, pool.cpu, pool.memory).times(pool.max_size))
     return total
 
 

@@ -15,6 +15,9 @@ class NodeCapacity(NamedTuple):
     def times(self, n: int) -> "NodeCapacity":
         return NodeCapacity(self.cpu_millicores * n, self.memory_mib * n)
 
+    def plus(self, other: "NodeCapacity") -> "NodeCapacity":
+        return NodeCapacity(self.cpu_millicores + other.cpu_millicores, self.memory_mib + other.memory_mib)
+
 
 ALLOCATABLE: dict[str, NodeCapacity] = {
     # AWS (EKS AL2023: kube-reserved by max pods, 100Mi eviction)
