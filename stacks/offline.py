@@ -6,8 +6,8 @@ calls such as availability zones); every generated secret is the placeholder ``s
 """
 from __future__ import annotations
 
-import sys
 import json
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Optional
@@ -21,6 +21,7 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from stacks import sdk_patches
 from stacks.config import PROJECT, StackConfig
 
 ACCOUNT_ID = "123456789012"
@@ -80,8 +81,9 @@ class Registration:
     protect: bool
     #: The inputs as sent (serialized protobuf Struct) and the mock state the monitor holds, decoded
     #: on first read through ``inputs`` / ``outputs``: a capture of hundreds of services stays small.
+    #: ``outputs_wire`` is None when the outputs equal the inputs (the mocks echo inputs).
     inputs_wire: bytes = field(repr=False, default=b"")
-    outputs_wire: bytes = field(repr=False, default=b"")
+    outputs_wire: Optional[bytes] = field(repr=False, default=None)
     id: str = ""
     #: Registration order (the program's own order; ``Capture.resources`` is sorted by URN).
     seq: int = 0
@@ -94,7 +96,12 @@ class Registration:
     @cached_property
     def outputs(self) -> dict:
         """The mock provider's outputs (what the resource's Output properties resolve to)."""
-        return _capture(rpc.deserialize_properties(struct_pb2.Struct.FromString(self.outputs_wire), keep_unknowns=True))
+        return _capture(rpc.deserialize_properties(struct_pb2.Struct.FromString(self.outputs_state_wire),
+                                                   keep_unknowns=True))
+
+    @property
+    def outputs_state_wire(self) -> bytes:
+        return self.inputs_wire if self.outputs_wire is None else self.outputs_wire
 
     @property
     def provider_urn(self) -> str:
@@ -233,11 +240,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         urn = response.urn
         if request.type == "pulumi:pulumi:Stack":
             return response
+        # Most mock outputs echo the inputs: then only the inputs are kept (``outputs`` decodes them).
+        inputs_wire = request.object.SerializeToString(deterministic=True)
+        outputs_wire = response.object.SerializeToString(deterministic=True)
         self.registrations[urn] = Registration(
             urn=urn, type=request.type, name=request.name, parent=request.parent,
             custom=request.custom, provider=request.provider, providers=dict(request.providers),
             depends_on=sorted({sys.intern(d) for d in request.dependencies}), protect=request.protect,
-            inputs_wire=request.object.SerializeToString(), outputs_wire=response.object.SerializeToString(),
+            inputs_wire=inputs_wire, outputs_wire=None if outputs_wire == inputs_wire else outputs_wire,
             id=response.id, seq=len(self.registrations),
         )
         # The state lives on as wire bytes above (a fraction of the dicts' size at hundreds of services).
@@ -250,7 +260,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             reg = self.registrations.get(args["urn"])
             if reg is not None:
                 self.resources[reg.urn] = self.resources[reg.urn]._replace(
-                    state=rpc.deserialize_properties(struct_pb2.Struct.FromString(reg.outputs_wire)))
+                    state=rpc.deserialize_properties(struct_pb2.Struct.FromString(reg.outputs_state_wire)))
         return super().Invoke(request)
 
 
@@ -336,6 +346,7 @@ def run_program(program: Callable[[], dict], *, stack: str, raw: dict, secure: O
                 project: str = PROJECT, config: Optional[StackConfig] = None) -> Capture:
     """Run ``program`` (returns the stack outputs) under mocks with the given stack config."""
     secure = secure or {}
+    sdk_patches.apply()  # as __main__.py does
     monitor = RecordingMonitor(PlatformMocks())
     pulumi_mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
     flat, secret_keys = flatten_config(raw, secure, project)

@@ -134,6 +134,20 @@ def test_install_order_of_the_charts(stack):
         assert mine["istio-cni"].urn in mine["istiod"].depends_on
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_workloads_wait_for_the_injector_not_for_the_gateways(stack):
+    """A pod created before istiod's injector runs has no sidecar; the gateways' rollout is not its business."""
+    capture = capture_stack(stack)
+    workloads = [r for r in capture.resources if r.type == "kubernetes:apps/v1:Deployment"
+                 and r.parent and "cnplatform:microservice:Microservice" in r.parent]
+    assert workloads
+    for reg in workloads:
+        mine = charts(capture, capture.cluster_of(reg))
+        assert mine["istiod"].urn in reg.depends_on, reg.name
+        gateways = {c.urn for name, c in mine.items() if "gateway" in name}
+        assert gateways and not gateways & set(reg.depends_on), reg.name
+
+
 # --------------------------------------------------------------------------------- values and pins
 
 

@@ -10,7 +10,7 @@ from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs, cacerts_data
 from cnplatform.mesh.consul import ConsulCatalogSync, ConsulCatalogSyncArgs
 from cnplatform.mesh.egress import ExternalService, ExternalServiceArgs, service_entry
 from cnplatform.mesh.istio import IstioMesh, IstioMeshArgs, cross_network_gateway, public_gateway
-from cnplatform.mesh.service_policy import ServiceMeshPolicy, ServiceMeshPolicyArgs
+from cnplatform.mesh.service_policy import ServiceMeshPolicy, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, remote_kubeconfig
 from cnplatform.mesh.traffic import (
     ServiceTrafficPolicyArgs,
@@ -23,6 +23,6 @@ __all__ = [
     "ConsulCatalogSync", "ConsulCatalogSyncArgs", "ExternalService", "ExternalServiceArgs", "IstioMesh",
     "IstioMeshArgs", "MeshRootCa", "MeshRootCaArgs", "RemoteSecret", "RemoteSecretArgs",
     "ServiceAuthorizationArgs", "ServiceMeshPolicy", "ServiceMeshPolicyArgs", "ServiceTrafficPolicyArgs", "allow_nothing",
-    "authorization_policy", "cacerts_data", "cross_network_gateway", "destination_rule", "ingress_virtual_service",
+    "authorization_policy", "cacerts_data", "create_service_mesh_policy", "cross_network_gateway", "destination_rule", "ingress_virtual_service",
     "peer_authentication", "public_gateway", "remote_kubeconfig", "service_entry", "virtual_service",
 ]

@@ -19,7 +19,7 @@ DEFAULT_DENY_NAME = "allow-nothing"
 
 @dataclass
 class ServiceAuthorizationArgs:
-    """Inputs of :class:`ServiceAuthorization`."""
+    """Who may call one service (the authorization half of :class:`ServiceMeshPolicyArgs`)."""
 
     service: str
     """Service name (pods selected by ``app.kubernetes.io/name=<service>``)."""

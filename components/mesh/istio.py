@@ -20,6 +20,7 @@ from cnplatform.mesh._resources import MESH_LABELS, child_opts, custom_resource,
 from cnplatform.options import inherited_depends_on
 from cnplatform.mesh.authorization import allow_nothing, peer_authentication
 from cnplatform.mesh.ca import CACERTS_SECRET, HOURS_PER_YEAR, MeshRootCa, MeshRootCaArgs, cacerts_data, intermediate_ca
+from cnplatform.mesh.service_policy import ServiceMeshObjects, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.naming import service_account_principal, type_token
 
 NETWORKING_API = "networking.istio.io/v1"
@@ -108,6 +109,10 @@ class IstioMeshArgs:
     """Create a token for istio-reader-service-account so other clusters' istiods can read this one."""
     app_namespaces: list[str] = field(default_factory=list)
     """Application namespaces: each gets a default allow-nothing AuthorizationPolicy."""
+    services: list[ServiceMeshPolicyArgs] = field(default_factory=list)
+    """Per-service traffic and authorization policies, registered as children of the mesh after its CRDs
+    and istiod (``ServiceMeshPolicy`` makes one on its own). Routes bind to ``public_gateway_name()``;
+    exposed services admit ``ingress_gateway_principal(trust_domain)``."""
     pod_security: str = "restricted"
     """Pod Security Standards level enforced on istio-system (istiod and gateways run as non-root)."""
     cni: bool = True
@@ -133,6 +138,16 @@ class IstioMeshArgs:
 
 
 # ------------------------------------------------------------------------------------ pure builders
+
+def public_gateway_name(namespace: str = v.ISTIO_NAMESPACE) -> str:
+    """``<namespace>/<name>`` of the public Istio Gateway, as VirtualServices bind to it."""
+    return f"{namespace}/{PUBLIC_GATEWAY_NAME}"
+
+
+def ingress_gateway_principal(trust_domain: str = "cluster.local", namespace: str = v.ISTIO_NAMESPACE) -> str:
+    """The ingress gateway's mTLS identity (what an AuthorizationPolicy admits for exposed services)."""
+    return service_account_principal(namespace, v.INGRESS_GATEWAY_SERVICE_ACCOUNT, trust_domain)
+
 
 
 def namespace_labels(args: IstioMeshArgs) -> dict[str, str]:
@@ -276,6 +291,12 @@ class IstioMesh(pulumi.ComponentResource):
     #: The Helm charts, in install order; Istio custom resources must depend on ``crd_dependencies``.
     charts: list[k8s.helm.v4.Chart]
     crd_dependencies: list[pulumi.Resource]
+    #: What meshed workloads must wait for: istiod (the sidecar injector), which itself waits for the CRDs,
+    #: the CA and the CNI node agent. Depending on these rather than on the whole component keeps the
+    #: workloads off the gateways' rollout and each resource's dependency list short.
+    ready: list[pulumi.Resource]
+    #: Per service (``args.services``): its mesh objects and exported values.
+    service_policies: dict[str, ServiceMeshObjects]
     #: Token of istio-reader-service-account (secret; only with ``remote_access``).
     reader_token: Optional[pulumi.Output[str]]
 
@@ -284,10 +305,9 @@ class IstioMesh(pulumi.ComponentResource):
         deps = inherited_depends_on(opts)
         ns_name = v.ISTIO_NAMESPACE
         self.namespace = ns_name
-        self.gateway_name = f"{ns_name}/{PUBLIC_GATEWAY_NAME}"
+        self.gateway_name = public_gateway_name(ns_name)
         self.tls_secret_name = args.tls_secret_name
-        self.ingress_gateway_principal = service_account_principal(
-            ns_name, v.INGRESS_GATEWAY_SERVICE_ACCOUNT, args.trust_domain)
+        self.ingress_gateway_principal = ingress_gateway_principal(args.trust_domain, ns_name)
         self.ingress_gateway_labels = dict(v.INGRESS_GATEWAY_LABELS)
         self.east_west_gateway_labels = dict(v.EASTWEST_GATEWAY_LABELS)
 
@@ -321,6 +341,7 @@ class IstioMesh(pulumi.ComponentResource):
                              *cni)
         self.charts = [base, *cni, istiod]
         self.crd_dependencies = [base, istiod]
+        self.ready = [istiod]
         cr_opts = child_opts(self, deps, base, istiod)
 
         # ---- ingress
@@ -342,6 +363,8 @@ class IstioMesh(pulumi.ComponentResource):
         custom_resource(f"{name}-peer-authentication", peer_authentication(ns_name), cr_opts)
         for app_ns in args.app_namespaces:
             custom_resource(f"{name}-allow-nothing-{app_ns}", allow_nothing(app_ns), cr_opts)
+        self.service_policies = {svc.traffic.service: create_service_mesh_policy(
+            f"{name}-{svc.traffic.service}", svc, cr_opts) for svc in args.services}
 
         # ---- multi-cluster
         if args.east_west_gateway:

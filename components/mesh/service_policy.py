@@ -22,6 +22,46 @@ class ServiceMeshPolicyArgs:
     """Who may call it; default: nobody (the namespace's allow-nothing policy applies)."""
 
 
+@dataclass(frozen=True)
+class ServiceMeshObjects:
+    """What :func:`create_service_mesh_policy` registered, and the values the component exports."""
+
+    resources: tuple[pulumi.Resource, ...]
+    host: str
+    canary_weight: int
+    public_path: Optional[str]
+    allowed_principals: list[str]
+
+
+def create_service_mesh_policy(name: str, args: ServiceMeshPolicyArgs,
+                               opts: pulumi.ResourceOptions) -> ServiceMeshObjects:
+    """Register one service's mesh objects with ``opts`` (parent and dependencies included).
+
+    Used by :class:`ServiceMeshPolicy` and by :class:`~cnplatform.mesh.istio.IstioMesh` for each of its
+    ``services`` (there without a component per service: each would add a registration, with its URN,
+    stack trace and outputs, to every service's few objects, in every preview).
+    """
+    traffic = args.traffic
+    authz = args.authorization or ServiceAuthorizationArgs(
+        service=traffic.service, namespace=traffic.namespace, port=traffic.port)
+    created = [custom_resource(f"{name}-dr", destination_rule(traffic), opts),
+               custom_resource(f"{name}-vs", virtual_service(traffic), opts)]
+    ingress = ingress_virtual_service(traffic)
+    if ingress is not None:
+        created.append(custom_resource(f"{name}-ingress-vs", ingress, opts))
+    policy = authorization_policy(authz)
+    if policy is not None:
+        created.append(custom_resource(f"{name}-authz", policy, opts))
+    principals = sorted(set(authz.caller_principals) | ({authz.gateway_principal} if authz.gateway_principal else set()))
+    return ServiceMeshObjects(
+        resources=tuple(created),
+        host=service_host(traffic.service, traffic.namespace, traffic.cluster_domain),
+        canary_weight=traffic.canary_weight if traffic.canary else 0,
+        public_path=traffic.exposed_path,
+        allowed_principals=principals if policy is not None else [],
+    )
+
+
 class ServiceMeshPolicy(pulumi.ComponentResource):
     """One service in the mesh: DestinationRule (ISTIO_MUTUAL, connection pool, outlier detection),
     in-mesh VirtualService (timeouts, retries, canary weights), the public VirtualService when exposed,
@@ -42,22 +82,10 @@ class ServiceMeshPolicy(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServiceMeshPolicyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("mesh", "ServiceMeshPolicy"), name, None, opts)
-        traffic = args.traffic
-        authz = args.authorization or ServiceAuthorizationArgs(
-            service=traffic.service, namespace=traffic.namespace, port=traffic.port)
-        deps = inherited_depends_on(opts)
-        custom_resource(f"{name}-dr", destination_rule(traffic), child_opts(self, deps))
-        custom_resource(f"{name}-vs", virtual_service(traffic), child_opts(self, deps))
-        ingress = ingress_virtual_service(traffic)
-        if ingress is not None:
-            custom_resource(f"{name}-ingress-vs", ingress, child_opts(self, deps))
-        policy = authorization_policy(authz)
-        if policy is not None:
-            custom_resource(f"{name}-authz", policy, child_opts(self, deps))
-        principals = sorted(set(authz.caller_principals) | ({authz.gateway_principal} if authz.gateway_principal else set()))
-        self.host = pulumi.Output.from_input(service_host(traffic.service, traffic.namespace, traffic.cluster_domain))
-        self.canary_weight = pulumi.Output.from_input(traffic.canary_weight if traffic.canary else 0)
-        self.public_path = pulumi.Output.from_input(traffic.exposed_path)
-        self.allowed_principals = pulumi.Output.from_input(principals if policy is not None else [])
+        made = create_service_mesh_policy(name, args, child_opts(self, inherited_depends_on(opts)))
+        self.host = pulumi.Output.from_input(made.host)
+        self.canary_weight = pulumi.Output.from_input(made.canary_weight)
+        self.public_path = pulumi.Output.from_input(made.public_path)
+        self.allowed_principals = pulumi.Output.from_input(made.allowed_principals)
         self.register_outputs({"host": self.host, "canary_weight": self.canary_weight,
                                "public_path": self.public_path, "allowed_principals": self.allowed_principals})

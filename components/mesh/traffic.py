@@ -23,7 +23,7 @@ PUBLIC_GATEWAY = "istio-system/public-gateway"
 
 @dataclass
 class ServiceTrafficPolicyArgs:
-    """Inputs of :class:`ServiceTrafficPolicy` (flat: usable from any stack or language)."""
+    """Traffic policy of one service (the traffic half of :class:`ServiceMeshPolicyArgs`; flat)."""
 
     service: str
     """Service name (the Kubernetes Service and its ServiceAccount)."""

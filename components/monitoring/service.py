@@ -14,6 +14,7 @@ from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS, ServiceSlo, sl
 from cnplatform.monitoring.scrape import service_monitor_spec
 from cnplatform.monitoring.values import NAMESPACE, SCRAPE_SELECTOR
 from cnplatform.naming import MANAGED_BY, type_token
+from cnplatform.options import inherited_depends_on
 
 MONITORING_API = "monitoring.coreos.com/v1"
 
@@ -62,6 +63,53 @@ class ServiceMonitoringArgs:
                           self.latency_target, tuple(self.latency_buckets))
 
 
+@dataclass(frozen=True)
+class ServiceMonitoringObjects:
+    """What :func:`create_service_monitoring` registered, and the values the component exports."""
+
+    service_monitor: k8s.apiextensions.CustomResource
+    dashboard: k8s.core.v1.ConfigMap
+    rules: k8s.apiextensions.CustomResource
+    rule_group: str
+    dashboard_uid: str
+
+
+def create_service_monitoring(name: str, args: ServiceMonitoringArgs,
+                              opts: pulumi.ResourceOptions) -> ServiceMonitoringObjects:
+    """Register one service's ServiceMonitor, dashboard and rules with ``opts`` (parent and dependencies
+    included). Used by :class:`ServiceMonitoring` and by :class:`~cnplatform.monitoring.stack.MonitoringStack`
+    for each of its ``services`` (there without a component per service, which would add a
+    registration to every service's three objects)."""
+    svc, ns = args.service, args.monitoring_namespace
+    labels = monitoring_labels(svc)
+    slo = args.slo()
+    service_monitor = k8s.apiextensions.CustomResource(
+        f"{name}-servicemonitor",
+        api_version=MONITORING_API, kind="ServiceMonitor",
+        metadata={"name": service_monitor_name(svc), "namespace": ns, "labels": labels},
+        spec=service_monitor_spec(svc, args.namespace, args.mtls_scrape_class),
+        opts=opts,
+    )
+    dashboard = service_dashboard(slo)
+    configmap = k8s.core.v1.ConfigMap(
+        f"{name}-dashboard",
+        metadata={"name": dashboard_configmap_name(svc), "namespace": ns,
+                  "labels": {**labels, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}},
+        data={f"{svc}.json": dashboard_json(dashboard)},
+        opts=opts,
+    )
+    group = slo_rule_group(slo)
+    rules = k8s.apiextensions.CustomResource(
+        f"{name}-rules",
+        api_version=MONITORING_API, kind="PrometheusRule",
+        metadata={"name": prometheus_rule_name(svc), "namespace": ns, "labels": labels},
+        spec={"groups": [group]},
+        opts=opts,
+    )
+    return ServiceMonitoringObjects(service_monitor=service_monitor, dashboard=configmap, rules=rules,
+                                    rule_group=group["name"], dashboard_uid=dashboard["uid"])
+
+
 class ServiceMonitoring(pulumi.ComponentResource):
     """Scrape config, dashboard and SLO alerts of one service.
 
@@ -75,43 +123,8 @@ class ServiceMonitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServiceMonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("monitoring", "ServiceMonitoring"), name, None, opts)
-        deps = _depends_on(opts)
-        child = pulumi.ResourceOptions(parent=self, depends_on=deps)
-        svc, ns = args.service, args.monitoring_namespace
-        labels = monitoring_labels(svc)
-        slo = args.slo()
-
-        k8s.apiextensions.CustomResource(
-            f"{name}-servicemonitor",
-            api_version=MONITORING_API, kind="ServiceMonitor",
-            metadata={"name": service_monitor_name(svc), "namespace": ns, "labels": labels},
-            spec=service_monitor_spec(svc, args.namespace, args.mtls_scrape_class),
-            opts=child,
-        )
-        dashboard = service_dashboard(slo)
-        k8s.core.v1.ConfigMap(
-            f"{name}-dashboard",
-            metadata={"name": dashboard_configmap_name(svc), "namespace": ns,
-                      "labels": {**labels, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}},
-            data={f"{svc}.json": dashboard_json(dashboard)},
-            opts=child,
-        )
-        group = slo_rule_group(slo)
-        k8s.apiextensions.CustomResource(
-            f"{name}-rules",
-            api_version=MONITORING_API, kind="PrometheusRule",
-            metadata={"name": prometheus_rule_name(svc), "namespace": ns, "labels": labels},
-            spec={"groups": [group]},
-            opts=child,
-        )
-        self.rule_group = pulumi.Output.from_input(group["name"])
-        self.dashboard_uid = pulumi.Output.from_input(dashboard["uid"])
+        made = create_service_monitoring(
+            name, args, pulumi.ResourceOptions(parent=self, depends_on=inherited_depends_on(opts)))
+        self.rule_group = pulumi.Output.from_input(made.rule_group)
+        self.dashboard_uid = pulumi.Output.from_input(made.dashboard_uid)
         self.register_outputs({"rule_group": self.rule_group, "dashboard_uid": self.dashboard_uid})
-
-
-def _depends_on(opts: Optional[pulumi.ResourceOptions]) -> list:
-    """The component's own ``depends_on`` (Pulumi does not pass it on to children)."""
-    deps = opts.depends_on if opts is not None else None
-    if deps is None:
-        return []
-    return list(deps) if isinstance(deps, (list, tuple)) else [deps]

@@ -12,7 +12,9 @@ from cnplatform.monitoring.alerting import RECEIVERS_SECRET, ReceiverSpec
 from cnplatform.monitoring.dashboards import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_json, mesh_dashboard
 from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS
 from cnplatform.monitoring.scrape import envoy_pod_monitor_spec, istiod_service_monitor_spec
-from cnplatform.monitoring.service import MONITORING_API, ServiceMonitoring, ServiceMonitoringArgs, _depends_on
+from cnplatform.monitoring.service import (MONITORING_API, ServiceMonitoringArgs, ServiceMonitoringObjects,
+                                          create_service_monitoring)
+from cnplatform.options import inherited_depends_on
 from cnplatform.monitoring.values import (
     CHART, CHART_REPO, CHART_VERSION, GRAFANA_ADMIN_PASSWORD_KEY, GRAFANA_ADMIN_SECRET, GRAFANA_ADMIN_USER_KEY,
     GRAFANA_PORT, GRAFANA_SERVICE, GRAFANA_SUBPATH, ISTIO_MTLS_SCRAPE_CLASS, NAMESPACE, POD_SECURITY, RELEASE,
@@ -115,11 +117,12 @@ class MonitoringStack(pulumi.ComponentResource):
     """Name of the Secret holding Grafana's admin user and password."""
 
     chart: k8s.helm.v4.Chart
-    services: dict[str, ServiceMonitoring]
+    #: Per service (``args.services``): its ServiceMonitor, dashboard and rules, registered as children.
+    services: dict[str, ServiceMonitoringObjects]
 
     def __init__(self, name: str, args: MonitoringStackArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("monitoring", "MonitoringStack"), name, None, opts)
-        deps = _depends_on(opts)
+        deps = inherited_depends_on(opts)
         labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": "monitoring"}
 
         ns = k8s.core.v1.Namespace(
@@ -182,7 +185,7 @@ class MonitoringStack(pulumi.ComponentResource):
 
         self.services = {}
         for svc in args.services:
-            self.services[svc.name] = ServiceMonitoring(
+            self.services[svc.name] = create_service_monitoring(
                 f"{name}-{svc.name}",
                 ServiceMonitoringArgs(
                     service=svc.name, namespace=svc.namespace, availability=svc.availability,
@@ -190,7 +193,7 @@ class MonitoringStack(pulumi.ComponentResource):
                     latency_buckets=list(args.latency_buckets), monitoring_namespace=NAMESPACE,
                     mtls_scrape_class=ISTIO_MTLS_SCRAPE_CLASS if args.mesh else None,
                 ),
-                opts=after_chart,
+                after_chart,
             )
 
         app_namespaces = sorted({s.namespace for s in args.services})

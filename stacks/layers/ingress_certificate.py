@@ -18,7 +18,7 @@ DEFAULT_TLS_SECRET = "ingress-gateway-tls"
 #: Name of the gateway certificate when the ingress accepts any host (``hosts: ["*"]``):
 #: ``*.localtest.me`` resolves to 127.0.0.1, where kind publishes the gateway's HTTPS port.
 LOCAL_INGRESS_HOST = "shop.localtest.me"
-#: ``depends_on`` the mesh's istio-system Namespace when the mesh component exposes it.
+#: ``depends_on`` the mesh's istio-system Namespace when the mesh component exposes it (else the whole mesh).
 _MESH_NAMESPACE_ATTRS = ("namespace_resource", "istio_system_namespace", "istio_system", "system_namespace")
 
 
@@ -48,13 +48,11 @@ def config_errors(cfg: StackConfig) -> list[tuple[str, str]]:
 def _mesh_dependencies(mesh) -> list[pulumi.Resource]:
     if mesh is None:
         return []
-    deps = [mesh] if isinstance(mesh, pulumi.Resource) else []
     for attr in _MESH_NAMESPACE_ATTRS:
         ns = getattr(mesh, attr, None)
         if isinstance(ns, pulumi.Resource):
-            deps.append(ns)
-            break
-    return deps
+            return [ns]
+    return [mesh] if isinstance(mesh, pulumi.Resource) else []
 
 
 def deploy(ctx) -> None:

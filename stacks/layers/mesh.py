@@ -1,8 +1,8 @@
 """Layer: the Istio service mesh of a cluster, and the mesh policy of every service on it.
 
 Shares ``ctx.parts["mesh"]`` (an ``IstioMesh``): ``gateway_name`` ("istio-system/public-gateway"),
-``tls_secret_name``, ``namespace``, ``namespace_resource``, ``charts`` and ``crd_dependencies``
-(depend on these for any Istio custom resource). Stack-wide (``ctx.shared``): the mesh root CA, and
+``tls_secret_name``, ``namespace``, ``namespace_resource``, ``charts``, ``crd_dependencies``
+(depend on these for any Istio custom resource) and ``ready`` (meshed workloads wait for these). Stack-wide (``ctx.shared``): the mesh root CA, and
 the meshes of the clusters already built (remote secrets are exchanged pairwise).
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ from cnplatform.mesh import values as mesh_values
 from cnplatform.mesh.authorization import MONITORING_NAMESPACE, ServiceAuthorizationArgs
 from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs
 from cnplatform.mesh.consul import ConsulCatalogSync, ConsulCatalogSyncArgs, consul_values
-from cnplatform.mesh.istio import DEFAULT_TLS_SECRET, IstioMesh, IstioMeshArgs
+from cnplatform.mesh.istio import (DEFAULT_TLS_SECRET, IstioMesh, IstioMeshArgs, ingress_gateway_principal,
+                                   public_gateway_name)
 from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, ca_data_of
-from cnplatform.mesh.service_policy import ServiceMeshPolicy, ServiceMeshPolicyArgs
+from cnplatform.mesh.service_policy import ServiceMeshPolicyArgs
 from cnplatform.mesh.traffic import ServiceTrafficPolicyArgs, exposed_service_paths
 from cnplatform.naming import service_account_principal
 from stacks.config import ClusterConfig, ServiceConfig, StackConfig
@@ -87,9 +88,10 @@ def cni_platform(cluster_cfg: ClusterConfig) -> str:
 
 
 def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
-    """Everything the mesh of one cluster needs, decided from config (tier, cloud, cluster count)."""
+    """Everything the mesh of one cluster needs, decided from config (tier, cloud, cluster count),
+    including the policies of the services on the cluster."""
     local = cluster_cfg.cloud == "local"
-    return IstioMeshArgs(
+    args = IstioMeshArgs(
         cluster_name=cluster_cfg.name,
         network=network_of(cluster_cfg),
         mesh_id=cfg.mesh.mesh_id,
@@ -118,6 +120,16 @@ def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
         dns_capture=True,
         acme_http01=acme_http01(cfg, cluster_cfg),
     )
+    args.services = service_policies(cfg, cluster_cfg, args.trust_domain)
+    return args
+
+
+def service_policies(cfg: StackConfig, cluster_cfg: ClusterConfig, trust_domain: str) -> list[ServiceMeshPolicyArgs]:
+    """Traffic and authorization policy of every service on the cluster."""
+    gateway, gateway_principal = public_gateway_name(), ingress_gateway_principal(trust_domain)
+    return [ServiceMeshPolicyArgs(traffic=traffic_args(cfg, svc, gateway),
+                                  authorization=authorization_args(cfg, svc, gateway_principal))
+            for svc in cfg.services_on(cluster_cfg.name)]
 
 
 def caller_principals(cfg: StackConfig, service: str) -> list[str]:
@@ -194,12 +206,6 @@ def deploy(ctx) -> None:
     # After the baseline: the app namespaces get their allow-nothing policies here.
     mesh = IstioMesh(f"{ctx.name}-mesh", args, opts=ctx.k8s_opts(ctx.baseline))
     ctx.parts["mesh"] = mesh
-
-    policy_opts = ctx.k8s_opts(*mesh.crd_dependencies, ctx.baseline)
-    for svc in cfg.services_on(ctx.name):
-        ServiceMeshPolicy(f"{ctx.name}-{svc.name}-mesh", ServiceMeshPolicyArgs(
-            traffic=traffic_args(cfg, svc, mesh.gateway_name),
-            authorization=authorization_args(cfg, svc, mesh.ingress_gateway_principal)), opts=policy_opts)
 
     if cfg.mesh.consul:
         ctx.parts["consul"] = ConsulCatalogSync(f"{ctx.name}-consul", consul_args(cfg, ctx.cluster_cfg),

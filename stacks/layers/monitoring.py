@@ -85,7 +85,8 @@ def deploy(ctx) -> None:
     depends = [ctx.baseline]
     mesh = ctx.parts.get("mesh")
     if isinstance(mesh, pulumi.Resource):
-        depends.append(mesh)  # Istio CRDs for Grafana's VirtualService
+        # Istio CRDs for Grafana's VirtualService; istiod to inject the sidecars.
+        depends.extend(getattr(mesh, "crd_dependencies", None) or [mesh])
     monitoring = MonitoringStack(f"{ctx.name}-monitoring", monitoring_args(cfg, ctx.cluster_cfg, secrets),
                                  opts=ctx.k8s_opts(*depends))
     ctx.parts["monitoring"] = monitoring

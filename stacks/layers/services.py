@@ -232,6 +232,7 @@ def deploy(ctx) -> None:
         return
     mesh = ctx.parts.get("mesh")
     gateway_labels = getattr(mesh, "ingress_gateway_labels", None) if mesh is not None else None
+    mesh_ready = list(getattr(mesh, "ready", None) or [mesh]) if mesh is not None else []
     created: dict[str, Microservice] = {}
     for svc in services:
         namespace = ctx.baseline.namespaces[svc.namespace]
@@ -246,9 +247,9 @@ def deploy(ctx) -> None:
             gateway_labels=gateway_labels if isinstance(gateway_labels, dict) else None,
             database=database, database_cidrs=cidrs)
         depends = [namespace, *image_ready, *(database.ready if database else []), *([egress] if egress else [])]
-        if cfg.mesh.enabled and isinstance(mesh, pulumi.Resource):
+        if cfg.mesh.enabled and mesh is not None:
             # Pods created before the sidecar injector is up would run without a sidecar.
-            depends.append(mesh)
+            depends.extend(mesh_ready)
         created[svc.name] = Microservice(f"{ctx.name}-{svc.name}", args, opts=ctx.k8s_opts(*depends))
     ctx.parts["services"] = created
     ctx.outputs["services"] = {name: {"url": m.url, "image": m.args.image} for name, m in created.items()}
