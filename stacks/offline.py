@@ -21,7 +21,7 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from stacks import sdk_patches
+from cnplatform import gc_tuning, sdk_patches
 from stacks.config import PROJECT, StackConfig
 
 ACCOUNT_ID = "123456789012"
@@ -362,7 +362,8 @@ def run_program(program: Callable[[], dict], *, stack: str, raw: dict, secure: O
             result.update(await _resolve(outputs))
         return _sync_await(collect())
 
-    _sync_await(run_pulumi_func(body))
+    with gc_tuning.batch_thresholds():  # as __main__.py sets them
+        _sync_await(run_pulumi_func(body))
     return Capture(project=project, stack=stack, config=config, outputs=result,
                    resources=sorted(monitor.registrations.values(), key=lambda r: r.urn))
 

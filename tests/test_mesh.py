@@ -794,3 +794,33 @@ def test_ca_issuer_keeps_https_redirect_on_the_gateway():
     assert not any(layer.acme_http01(prod, c) for c in prod.clusters)
     prod = config_of("prod")
     assert all(layer.acme_http01(prod, c) for c in prod.clusters)
+
+
+# ------------------------------------------------------------------------- per-service objects
+
+
+def test_service_policies_are_children_of_the_mesh_with_no_component_per_service():
+    capture = capture_stack("dev")
+    assert not capture.by_type("cnplatform:mesh:ServiceMeshPolicy")
+    mesh_urns = {r.urn for r in capture.by_type("cnplatform:mesh:IstioMesh")}
+    per_service = [r for r in istio_registrations(capture) if manifest_of(r)["kind"] in ("DestinationRule",)]
+    assert {manifest_of(r)["metadata"]["name"] for r in per_service} >= {s.name for s in capture.config.services}
+    assert all(r.parent in mesh_urns for r in per_service)
+
+
+def test_standalone_service_mesh_policy_makes_the_same_objects_as_the_mesh():
+    """`ServiceMeshPolicy` (a service on its own) and `IstioMesh(services=...)` share one builder."""
+    from cnplatform.mesh.service_policy import ServiceMeshPolicy
+
+    cfg = config_of("dev")
+    cluster_cfg = cfg.clusters[0]
+    svc_args = layer.mesh_args(cfg, cluster_cfg).services[0]
+    standalone = run_program(lambda: {"p": ServiceMeshPolicy("alone", svc_args).allowed_principals},
+                             stack="test", raw={})
+    alone = [manifest_of(r) for r in standalone.resources if r.type.startswith("kubernetes:")]
+    key = lambda d: (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))  # noqa: E731
+    capture = capture_stack("dev")
+    ours = [manifest_of(r) for r in istio_registrations(capture)
+            if capture.cluster_of(r) == cluster_cfg.name and key(manifest_of(r)) in {key(d) for d in alone}]
+    assert len(alone) >= 3 and sorted(alone, key=key) == sorted(ours, key=key)
+    assert standalone.outputs["p"]  # the exposed/called service admits someone

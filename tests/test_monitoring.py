@@ -638,3 +638,36 @@ def test_alertmanager_config_accepted_and_routes_by_amtool(tmp_path):
     assert route("severity=critical", "alertname=KubeAPIDown") == ["oncall", "mail"]
     assert route("severity=info") == ["null"]
     assert route("alertname=Watchdog", "severity=none") == ["null"]
+
+
+def test_service_monitoring_objects_are_children_of_the_stack_with_no_component_per_service():
+    capture = capture_stack("dev")
+    assert not capture.by_type("cnplatform:monitoring:ServiceMonitoring")
+    stack_urns = {r.urn for r in capture.by_type("cnplatform:monitoring:MonitoringStack")}
+    rules = capture.by_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    assert len(rules) == len(capture.config.services) and all(r.parent in stack_urns for r in rules)
+
+
+def test_standalone_service_monitoring_makes_the_same_objects_as_the_stack():
+    from cnplatform.monitoring.service import ServiceMonitoring, ServiceMonitoringArgs
+    from stacks.offline import run_program
+    from stacks.render import is_k8s_object, manifest_of
+
+    cfg = config_of("dev")
+    svc = cfg.services[0]
+    args = layer.monitoring_args(cfg, cfg.clusters[0], {})
+    monitored = next(s for s in args.services if s.name == svc.name)
+    standalone = run_program(lambda: {"g": ServiceMonitoring("alone", ServiceMonitoringArgs(
+        service=monitored.name, namespace=monitored.namespace, availability=monitored.availability,
+        latency_ms=monitored.latency_ms, latency_target=monitored.latency_target,
+        latency_buckets=list(args.latency_buckets), mtls_scrape_class="istio-mtls" if args.mesh else None,
+    )).rule_group}, stack="test", raw={})
+    alone = sorted((manifest_of(r) for r in standalone.resources if r.type.startswith("kubernetes:")),
+                   key=lambda d: d["kind"])
+    capture = capture_stack("dev")
+    ours = sorted((manifest_of(r) for r in capture.resources if is_k8s_object(r)
+                   and r.parent in {p.urn for p in capture.by_type("cnplatform:monitoring:MonitoringStack")}
+                   and manifest_of(r)["metadata"]["name"] in (svc.name, f"dashboard-{svc.name}", f"{svc.name}-slo")),
+                  key=lambda d: d["kind"])
+    assert len(alone) == 3 and alone == ours
+    assert standalone.outputs["g"] == alone[1]["spec"]["groups"][0]["name"]

@@ -7,13 +7,14 @@ CPython's full collection, which runs once the heap has grown by a quarter. In t
 ~115 000 cyclic objects per 1000 resources and about a tenth of the run time. The replacement walks
 the value iteratively with the same answer and leaves nothing behind.
 
-Applied by ``__main__.py`` (a real ``pulumi up``/``preview``) and by the offline runner (the render,
-the tests and both sides of the benchmark). It only replaces the function while it still has the
-known shape (a nested ``impl``), so an SDK that fixes this upstream is left alone.
+Applied by this repo's ``__main__.py`` (a real ``pulumi up``/``preview``) and by its offline runner (the
+render, the tests and both sides of the benchmark); another team's program calls ``apply()`` first
+thing. It only replaces the function while it still has the known shape (a nested ``impl``), so an SDK
+that fixes this upstream is left alone.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 from pulumi.runtime import known_types, rpc
 
@@ -40,11 +41,17 @@ def has_recursive_closure(fn) -> bool:
     return any(getattr(const, "co_name", None) == "impl" for const in fn.__code__.co_consts)
 
 
+#: The SDK function the fix replaced (None until :func:`apply` installs it).
+replaced: Optional[Callable[[Any], bool]] = None
+
+
 def apply() -> bool:
     """Install the fix if the SDK still needs it; returns whether the SDK function is (now) the fixed one."""
+    global replaced
     if rpc.contains_unknowns is contains_unknowns:
         return True
     if not has_recursive_closure(rpc.contains_unknowns):
         return False
+    replaced = rpc.contains_unknowns
     rpc.contains_unknowns = contains_unknowns  # pulumi.output and pulumi.runtime.invoke look it up here
     return True
