@@ -14,13 +14,13 @@ from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS
 from cnplatform.monitoring.scrape import envoy_pod_monitor_spec, istiod_service_monitor_spec
 from cnplatform.monitoring.service import (MONITORING_API, ServiceMonitoringArgs, ServiceMonitoringObjects,
                                           create_service_monitoring)
-from cnplatform.options import inherited_depends_on
 from cnplatform.monitoring.values import (
     CHART, CHART_REPO, CHART_VERSION, GRAFANA_ADMIN_PASSWORD_KEY, GRAFANA_ADMIN_SECRET, GRAFANA_ADMIN_USER_KEY,
     GRAFANA_PORT, GRAFANA_SERVICE, GRAFANA_SUBPATH, ISTIO_MTLS_SCRAPE_CLASS, NAMESPACE, POD_SECURITY, RELEASE,
     SCRAPE_SELECTOR, chart_values,
 )
 from cnplatform.naming import MANAGED_BY, type_token
+from cnplatform.options import inherited_depends_on
 
 GATEWAY = "istio-system/public-gateway"
 PORT_FORWARD = f"kubectl -n {NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}"

@@ -1,9 +1,10 @@
 """Layer: the Istio service mesh of a cluster, and the mesh policy of every service on it.
 
 Shares ``ctx.parts["mesh"]`` (an ``IstioMesh``): ``gateway_name`` ("istio-system/public-gateway"),
-``tls_secret_name``, ``namespace``, ``namespace_resource``, ``charts``, ``crd_dependencies``
-(depend on these for any Istio custom resource) and ``ready`` (meshed workloads wait for these). Stack-wide (``ctx.shared``): the mesh root CA, and
-the meshes of the clusters already built (remote secrets are exchanged pairwise).
+``tls_secret_name``, ``namespace``, ``namespace_resource``, ``charts``, ``crd_dependencies`` (depend
+on these for any Istio custom resource) and ``ready`` (meshed workloads wait for these). Stack-wide
+(``ctx.shared``): the mesh root CA, and the meshes of the clusters already built (remote secrets are
+exchanged pairwise). The services' policies are children of the mesh (``IstioMeshArgs.services``).
 """
 from __future__ import annotations
 
