@@ -7,7 +7,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helpers import ROOT, STACKS, manifests
+from tests.helpers import ROOT, STACKS, capture_stack, manifests
 
 K8S_VERSION = "1.31"
 
@@ -88,3 +88,12 @@ def test_every_kubernetes_object_has_explicit_name_and_namespace(rendered, stack
         assert meta.get("name"), path
         if doc["kind"] not in CLUSTER_SCOPED:
             assert meta.get("namespace"), path
+
+
+def test_capture_keeps_outputs_only_when_they_differ_from_the_inputs():
+    capture = capture_stack("dev")
+    echoed = capture.by_type("kubernetes:core/v1:ServiceAccount")
+    assert echoed and all(r.outputs_wire is None and r.outputs == r.inputs for r in echoed)
+    computed = capture.by_type("random:index/randomPassword:RandomPassword")
+    assert computed and all(r.outputs_wire is not None and "result" in r.outputs and "result" not in r.inputs
+                            for r in computed)
