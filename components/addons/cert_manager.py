@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from cnplatform.options import inherited_depends_on
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
+from cnplatform.manifests import custom_resource
 from cnplatform.naming import type_token
 
 CHART = "cert-manager"
@@ -154,13 +155,6 @@ def cluster_issuer_manifests(args: CertManagerArgs) -> list[dict]:
         {"apiVersion": API_VERSION, "kind": "ClusterIssuer", "metadata": {"name": args.issuer_name},
          "spec": {"ca": {"secretName": CA_SECRET}}},
     ]
-
-
-def custom_resource(name: str, manifest: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    return k8s.apiextensions.CustomResource(
-        name, api_version=manifest["apiVersion"], kind=manifest["kind"],
-        metadata=manifest["metadata"], spec=manifest["spec"], opts=opts,
-    )
 
 
 class CertManager(pulumi.ComponentResource):

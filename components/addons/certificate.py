@@ -7,7 +7,8 @@ from typing import Optional
 import pulumi
 
 from cnplatform.options import inherited_depends_on
-from cnplatform.addons.cert_manager import API_VERSION, ISSUER_ACME, custom_resource
+from cnplatform.addons.cert_manager import API_VERSION, ISSUER_ACME
+from cnplatform.manifests import custom_resource
 from cnplatform.naming import type_token
 
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from cnplatform.cluster import iam
+from cnplatform.manifests import custom_resource
 from cnplatform.naming import MANAGED_BY, type_token
 
 CHART = "oci://public.ecr.aws/karpenter/karpenter"
@@ -219,15 +220,9 @@ class Karpenter(pulumi.ComponentResource):
             f"{name}-chart", name="karpenter", chart=CHART, version=args.chart_version, namespace=NAMESPACE,
             values=chart_values(args, role_arn=controller_role.arn, queue=queue.name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, node_entry]))
-        node_class = ec2_node_class(args, node_role.name)
-        k8s.apiextensions.CustomResource(
-            f"{name}-nodeclass", api_version=node_class["apiVersion"], kind=node_class["kind"],
-            metadata=node_class["metadata"], spec=node_class["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]))
-        pool = node_pool(args)
-        k8s.apiextensions.CustomResource(
-            f"{name}-nodepool", api_version=pool["apiVersion"], kind=pool["kind"], metadata=pool["metadata"],
-            spec=pool["spec"], opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]))
+        after_chart = pulumi.ResourceOptions(parent=self, depends_on=[self.chart])
+        custom_resource(f"{name}-nodeclass", ec2_node_class(args, node_role.name), after_chart)
+        custom_resource(f"{name}-nodepool", node_pool(args), after_chart)
 
         self.controller_role_arn = controller_role.arn
         self.node_role_name = node_role.name

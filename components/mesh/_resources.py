@@ -1,10 +1,9 @@
-"""Small helpers shared by the mesh components (registration only; no policy here)."""
+"""Small helpers shared by the mesh components (options and metadata; no policy here)."""
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from cnplatform.naming import MANAGED_BY
 
@@ -12,20 +11,10 @@ from cnplatform.naming import MANAGED_BY
 MESH_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": "ecommerce-platform"}
 
 
-
-
 def child_opts(parent: pulumi.Resource, base: Sequence[Any], *extra: pulumi.Resource,
                **kwargs) -> pulumi.ResourceOptions:
     """Options for a child: parented, and depending on what the component depends on plus ``extra``."""
     return pulumi.ResourceOptions(parent=parent, depends_on=[*base, *extra], **kwargs)
-
-
-def custom_resource(name: str, doc: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    """Register a manifest built by a pure function (apiVersion, kind, metadata, spec)."""
-    return k8s.apiextensions.CustomResource(
-        name, api_version=doc["apiVersion"], kind=doc["kind"], metadata=doc["metadata"],
-        spec=doc.get("spec", {}), opts=opts,
-    )
 
 
 def metadata(name: str, namespace: str, labels: Optional[dict] = None, **extra) -> dict:

@@ -10,7 +10,8 @@ from typing import Optional
 
 import pulumi
 
-from cnplatform.mesh._resources import child_opts, custom_resource, metadata
+from cnplatform.manifests import custom_resource
+from cnplatform.mesh._resources import child_opts, metadata
 from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
 

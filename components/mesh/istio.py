@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from cnplatform.mesh import values as v
-from cnplatform.mesh._resources import MESH_LABELS, child_opts, custom_resource, metadata
+from cnplatform.manifests import custom_resource
+from cnplatform.mesh._resources import MESH_LABELS, child_opts, metadata
 from cnplatform.options import inherited_depends_on
 from cnplatform.mesh.authorization import allow_nothing, peer_authentication
 from cnplatform.mesh.ca import CACERTS_SECRET, HOURS_PER_YEAR, MeshRootCa, MeshRootCaArgs, cacerts_data, intermediate_ca

@@ -4,7 +4,8 @@ from typing import Optional
 
 import pulumi
 
-from cnplatform.mesh._resources import child_opts, custom_resource
+from cnplatform.manifests import custom_resource
+from cnplatform.mesh._resources import child_opts
 from cnplatform.mesh.authorization import ServiceAuthorizationArgs, authorization_policy
 from cnplatform.mesh.traffic import (ServiceTrafficPolicyArgs, destination_rule, ingress_virtual_service,
                                      service_host, virtual_service)
