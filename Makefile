@@ -57,7 +57,7 @@ check-tools:
 	  if ! command -v $$t >/dev/null 2>&1; then missing=1; case $$t in \
 	    pulumi) echo "missing: Pulumi CLI -> curl -fsSL https://get.pulumi.com | sh   (https://www.pulumi.com/docs/install/)";; \
 	    docker) echo "missing: Docker engine -> https://docs.docker.com/engine/install/ (Docker Desktop on macOS/Windows)";; \
-	    kind) echo "missing: kind -> go install sigs.k8s.io/kind@v0.27.0  or  https://kind.sigs.k8s.io/docs/user/quick-start/#installation";; \
+	    kind) echo "missing: kind -> go install sigs.k8s.io/kind@v0.31.0  or  https://kind.sigs.k8s.io/docs/user/quick-start/#installation";; \
 	    kubectl) echo "missing: kubectl -> https://kubernetes.io/docs/tasks/tools/";; \
 	  esac; fi; \
 	done; \

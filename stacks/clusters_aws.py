@@ -31,7 +31,8 @@ def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.Resou
         from cnplatform.cluster.karpenter import Karpenter, KarpenterArgs
 
         eks.karpenter = Karpenter(f"{cluster.name}-karpenter", KarpenterArgs(
-            cluster_name=cluster.name, region=cluster.region, account_id=eks.account_id, partition=eks.partition,
+            cluster_name=cluster.name, eks_cluster_name=eks.eks_cluster_name, region=cluster.region,
+            account_id=eks.account_id, partition=eks.partition,
             cluster_endpoint=eks.endpoint, oidc_provider_arn=eks.oidc_provider_arn,
             oidc_issuer_url=eks.oidc_provider_url, system_node_selector={NODE_POOL_LABEL: SYSTEM_POOL},
             instance_categories=list(karpenter.instance_categories), capacity_types=list(karpenter.capacity_types),

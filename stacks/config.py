@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any, Literal, Optional
 
 from cnplatform.quantity import is_quantity, parse_quantity
+from cnplatform.versions import ISTIO_KUBERNETES_RANGE, KUBERNETES_SUPPORTED
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT = "ecommerce-platform"
@@ -84,9 +85,9 @@ class NodePoolConfig(Strict):
 
 
 class LocalClusterOptions(Strict):
-    #: Pinned kind node image (digest from the kind v0.27.0 release notes).
+    #: Pinned kind node image (the kind v0.31.0 release image for Kubernetes 1.35; docs/versions.md).
     node_image: str = (
-        "kindest/node:v1.31.6@sha256:28b7cbb993dfe093c76641a0c95807637213c9109b761f1d422c2400e22b8e87"
+        "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f"
     )
     workers: int = Field(0, ge=0, le=5)
     http_port: int = Field(8080, ge=1, le=65535)
@@ -133,7 +134,7 @@ class ClusterConfig(Strict):
     cloud: Cloud
     region: Optional[str] = None
     zones: list[str] = []
-    kubernetes_version: str = "1.31"
+    kubernetes_version: str = "1.35"
     node_pools: list[NodePoolConfig] = []
     local: LocalClusterOptions = LocalClusterOptions()
     aws: AwsClusterOptions = AwsClusterOptions()
@@ -147,7 +148,11 @@ class ClusterConfig(Strict):
     @classmethod
     def _version(cls, v: str) -> str:
         if not re.match(r"^1\.\d{2}$", str(v)):
-            raise ValueError(f"{v!r} is not a Kubernetes minor version like '1.31'")
+            raise ValueError(f"{v!r} is not a Kubernetes minor version like '1.35'")
+        if str(v) not in KUBERNETES_SUPPORTED:
+            raise ValueError(f"Kubernetes {v} is not supported by the platform (supported: "
+                             f"{', '.join(KUBERNETES_SUPPORTED)}; Istio supports {ISTIO_KUBERNETES_RANGE[0]}-"
+                             f"{ISTIO_KUBERNETES_RANGE[1]}, see docs/versions.md)")
         return str(v)
 
     @model_validator(mode="after")

@@ -53,7 +53,7 @@ def cluster_capacity(cluster_cfg, cfg=None) -> NodeCapacity:
     return total
 
 
-#: What a kind node already runs before the platform (kind v0.27 / Kubernetes 1.31 defaults):
+#: What a kind node already runs before the platform (kind v0.31 / Kubernetes 1.35 kubeadm defaults):
 #: kube-apiserver 250m, controller-manager 200m, scheduler 100m, etcd 100m/100Mi, 2x CoreDNS
 #: 100m/70Mi (limit 170Mi), kindnet 100m/50Mi. Cloud control planes are managed (not on nodes).
 KIND_SYSTEM = [

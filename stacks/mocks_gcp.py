@@ -31,8 +31,8 @@ def project_number(project: str) -> str:
 
 @mock_call("gcp:container/getEngineVersions:getEngineVersions")
 def _engine_versions(args: dict) -> dict:
-    prefix = (args.get("versionPrefix") or "1.31.").rstrip(".")
-    minors = ["1.30", "1.31", "1.32", "1.33"]
+    prefix = (args.get("versionPrefix") or "1.35.").rstrip(".")
+    minors = ["1.34", "1.35", "1.36"]
     valid = [f"{m}.{p}-gke.{b}" for m in reversed(minors) for p, b in ((9, 1000), (7, 1200))]
     matching = [v for v in valid if v.startswith(prefix + ".")] or valid
     latest = matching[0]
@@ -125,7 +125,7 @@ def _gke_cluster(name: str, inputs: dict) -> dict:
         "endpoint": f"34.{h % 200 + 10}.{(h >> 8) % 250}.{(h >> 16) % 250 + 1}",
         "masterAuth": {"clusterCaCertificate": ca, "clientCertificateConfig": {"issueClientCertificate": False}},
         "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/clusters/{cluster}",
-        "masterVersion": f"{inputs.get('minMasterVersion', '1.31')}.7-gke.1200",
+        "masterVersion": f"{inputs.get('minMasterVersion', '1.35')}.7-gke.1200",
         "operation": None, "servicesIpv4Cidr": "10.24.0.0/20",
     }
 

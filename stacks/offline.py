@@ -85,6 +85,9 @@ class Registration:
     inputs_wire: bytes = field(repr=False, default=b"")
     outputs_wire: Optional[bytes] = field(repr=False, default=None)
     id: str = ""
+    #: Resource options the engine acts on beyond dependencies (empty / False when not set).
+    delete_before_replace: bool = False
+    additional_secret_outputs: tuple[str, ...] = ()
     #: Registration order (the program's own order; ``Capture.resources`` is sorted by URN).
     seq: int = 0
 
@@ -249,6 +252,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             depends_on=sorted({sys.intern(d) for d in request.dependencies}), protect=request.protect,
             inputs_wire=inputs_wire, outputs_wire=None if outputs_wire == inputs_wire else outputs_wire,
             id=response.id, seq=len(self.registrations),
+            delete_before_replace=request.deleteBeforeReplace,
+            additional_secret_outputs=tuple(request.additionalSecretOutputs),
         )
         # The state lives on as wire bytes above (a fraction of the dicts' size at hundreds of services).
         self.resources[urn] = self.resources[urn]._replace(state={})

@@ -115,6 +115,14 @@ OPEN_PATHS = {
                               "prometheus.prometheusSpec.externalLabels.*", "*.serviceMonitor.additionalLabels.*"],
 }
 
+#: Keys a chart's templates read and its values.yaml documents only as a commented-out default
+#: (so they are absent from the parsed values). Each is named in the chart's values.yaml.
+COMMENTED_DEFAULTS = {
+    # istiod values.yaml: "# validationFailurePolicy: Fail" under base:, read by both charts' validators.
+    "istiod": ["base.validationFailurePolicy"],
+    "base": ["base.validationFailurePolicy"],
+}
+
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available: ~10x faster
     """Safe loader tolerating the '=' value tag some CRDs use as a key (PyYAML issue 89)."""
@@ -168,7 +176,7 @@ def chart_version(chart: str) -> str:
 def unknown_values_keys(chart: str, values: dict, open_paths: Iterable[str] = ()) -> list[str]:
     """Key paths of ``values`` that the chart's values.yaml does not have."""
     unknown: list[str] = []
-    patterns = OPEN_PATHS.get(chart, []) + list(open_paths)
+    patterns = OPEN_PATHS.get(chart, []) + COMMENTED_DEFAULTS.get(chart, []) + list(open_paths)
     if chart == "istiod" and isinstance(values.get("pilot"), dict):
         # istiod's templates merge `.pilot` over `.` (zzy_descope_legacy.yaml): pilot.X means X.
         values = {**{k: v for k, v in values.items() if k != "pilot"}, **values["pilot"]}

@@ -192,3 +192,10 @@ def test_render_exits_2_listing_errors_and_writes_nothing(tmp_path):
     assert proc.returncode == 2
     assert "services[0].port" in proc.stderr and "services[1].calls[0]" in proc.stderr
     assert not out.exists()
+
+
+def test_unsupported_kubernetes_minor_is_a_config_error():
+    raw = {"tier": "dev", "clusters": [{"name": "dev", "cloud": "local", "kubernetes_version": "1.31"}]}
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert "clusters[0].kubernetes_version" in str(err.value) and "supported: 1.35" in str(err.value)

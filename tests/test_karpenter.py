@@ -36,7 +36,7 @@ def custom_resources(cap, kind: str):
 
 
 def sample_args(**kw) -> kp.KarpenterArgs:
-    return kp.KarpenterArgs(cluster_name="c1", region="eu-west-1", account_id="123456789012",
+    return kp.KarpenterArgs(cluster_name="c1", eks_cluster_name="c1", region="eu-west-1", account_id="123456789012",
                             cluster_endpoint="https://X.gr7.eu-west-1.eks.amazonaws.com",
                             oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/x",
                             oidc_issuer_url="https://x", system_node_selector={"cnplatform.io/node-pool": "system"},

@@ -30,12 +30,47 @@ def test_kind_cluster_created_and_deleted_with_command():
     assert kind.urn in read.depends_on
 
 
-def test_provider_uses_kubeconfig_secret_and_delete_unreachable():
+def command(cap, name: str):
+    return next(r for r in cap.by_type("command:local:Command") if r.name == name)
+
+
+def test_kind_config_change_deletes_the_old_cluster_first_and_rereads_the_kubeconfig():
+    # kind cannot create `dev` while `dev` exists: a replacement must delete before it creates.
+    cap = capture_raw(DEV)
+    assert command(cap, "dev-kind").delete_before_replace is True
+    # The kubeconfig read is replaced with the cluster (a new id each create): new CA, new certificates.
+    read = next(r for r in cap.by_type("command:local:Command") if r.name == "dev-kubeconfig")
+    kind = next(r for r in cap.by_type("command:local:Command") if r.name == "dev-kind")
+    assert read.inputs["triggers"] == [kind.id]
+
+
+@pytest.mark.parametrize("raw", [DEV, {**DEV, "clusters": [
+    {"name": "dev", "cloud": "local", "local": {"existing_context": "kind-dev"}}]}], ids=["kind", "existing"])
+def test_kubeconfig_is_never_logged_and_secret_in_state(raw):
+    cap = capture_raw(raw)
+    read = next(r for r in cap.by_type("command:local:Command") if r.name == "dev-kubeconfig")
+    assert read.inputs["logging"] == "none"
+    assert {"stdout", "stderr"} <= set(command(cap, "dev-kubeconfig").additional_secret_outputs)
+
+
+def test_only_a_kind_cluster_drops_unreachable_objects():
     cap = capture_raw(DEV)
     (provider,) = cap.by_type("pulumi:providers:kubernetes")
     assert isinstance(provider.inputs["kubeconfig"], Secret)
     assert provider.inputs["deleteUnreachable"] in (True, "true")
     assert isinstance(cap.outputs["kubeconfigs"], Secret)
+    existing = capture_raw({**DEV, "clusters": [{"name": "dev", "cloud": "local",
+                                                 "local": {"existing_context": "ctx"}}]})
+    (provider,) = existing.by_type("pulumi:providers:kubernetes")
+    assert provider.inputs.get("deleteUnreachable") in (None, False, "false")
+
+
+def test_kubeconfig_path_home_is_expanded(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/dev")
+    raw = {**DEV, "clusters": [{"name": "dev", "cloud": "local",
+                                "local": {"existing_context": "ctx", "kubeconfig_path": "~/.kube/other"}}]}
+    (read,) = capture_raw(raw).by_type("command:local:Command")
+    assert read.inputs["environment"] == {"KUBECONFIG": "/home/dev/.kube/other"}
 
 
 def test_existing_context_reads_kubeconfig_instead_of_creating_kind():

@@ -152,6 +152,16 @@ def test_workloads_wait_for_the_injector_not_for_the_gateways(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_validation_webhooks_fail_closed_from_the_first_render(stack):
+    """helm.v4 renders each update as a fresh install (.Release.IsUpgrade false): without an explicit
+    policy the charts render the validators as Ignore on every `pulumi up`."""
+    cap = capture_stack(stack)
+    releases = {r.inputs["chart"]: unwrap(r.inputs["values"]) for r in cap.by_type("kubernetes:helm.sh/v4:Chart")}
+    for chart in ("base", "istiod"):
+        assert releases[chart]["base"]["validationFailurePolicy"] == "Fail", chart
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_chart_values_use_only_upstream_keys_and_pinned_versions(stack):
     capture = capture_stack(stack)
     for cluster in (c.name for c in capture.config.clusters):

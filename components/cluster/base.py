@@ -43,9 +43,9 @@ class NodePoolSpec:
 class Cluster(pulumi.ComponentResource):
     """Base class of the cluster components: the common output interface.
 
-    Subclasses set every attribute below, create ``provider`` with ``delete_unreachable=True``
-    (so deleting a cluster from config does not strand its Kubernetes resources in state) and
-    call ``register_outputs`` last.
+    Subclasses set every attribute below, create ``provider`` with :meth:`_make_provider` and call
+    ``register_outputs`` last. Only disposable clusters (kind) pass ``delete_unreachable=True``: on a
+    cloud cluster an API outage during ``pulumi refresh`` must not drop its objects from the state.
     """
 
     cluster_name: pulumi.Output[str]
@@ -108,8 +108,6 @@ class Cluster(pulumi.ComponentResource):
         return k8s.Provider(
             f"{name}-k8s",
             kubeconfig=kubeconfig,
-            # Deleting the cluster must not leave unreachable objects in state forever.
-            delete_unreachable=True,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
             **kwargs,

@@ -6,6 +6,7 @@ Why not pulumi-eks / awsx: see docs/decisions.md ("EKS with raw pulumi-aws"). Im
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -19,14 +20,16 @@ from cnplatform.naming import MANAGED_BY, type_token
 
 #: Control-plane log types shipped to CloudWatch.
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-#: Managed add-on versions pinned per Kubernetes minor (bump with `aws eks describe-addon-versions`).
+#: Managed add-on versions pinned per Kubernetes minor (bump with `aws eks describe-addon-versions
+#: --kubernetes-version 1.35 --addon-name <name>`; sources in docs/versions.md).
 ADDON_VERSIONS: dict[str, dict[str, str]] = {
-    "1.30": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.30.7-eksbuild.2",
-             "coredns": "v1.11.4-eksbuild.2", "aws-ebs-csi-driver": "v1.38.1-eksbuild.1"},
-    "1.31": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.31.3-eksbuild.2",
-             "coredns": "v1.11.4-eksbuild.2", "aws-ebs-csi-driver": "v1.38.1-eksbuild.1"},
-    "1.32": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.32.0-eksbuild.2",
-             "coredns": "v1.11.4-eksbuild.2", "aws-ebs-csi-driver": "v1.38.1-eksbuild.1"},
+    "1.35": {"vpc-cni": "v1.21.1-eksbuild.3", "kube-proxy": "v1.35.0-eksbuild.2",
+             "coredns": "v1.13.2-eksbuild.1", "aws-ebs-csi-driver": "v1.57.1-eksbuild.1"},
+}
+#: Configuration values of the managed add-ons. The VPC CNI enforces NetworkPolicies only with its
+#: network policy agent switched on (``enableNetworkPolicy``): without it every policy is ignored.
+ADDON_CONFIGURATION: dict[str, dict[str, str]] = {
+    "vpc-cni": {"enableNetworkPolicy": "true"},
 }
 #: Add-ons installed before the node groups (networking), the others after (they need nodes).
 ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy")
@@ -52,8 +55,8 @@ class EksClusterArgs:
 
     region: str
     """AWS region (e.g. ``us-east-1``)."""
-    kubernetes_version: str = "1.31"
-    """Pinned Kubernetes minor of the control plane and node groups."""
+    kubernetes_version: str = "1.35"
+    """Pinned Kubernetes minor of the control plane and node groups (see docs/versions.md)."""
     zones: list[str] = field(default_factory=list)
     """Availability zones (at most 3); the region's first 3 available zones when empty."""
     vpc_cidr: str = "10.0.0.0/16"
@@ -338,9 +341,12 @@ class EksCluster(Cluster):
             policy_arn=iam.managed_policy_arn(iam.EBS_CSI_MANAGED_POLICY, self.partition), opts=child)
 
         def addon(addon_name: str, *depends_on: pulumi.Resource, **kw) -> aws.eks.Addon:
+            configuration = ADDON_CONFIGURATION.get(addon_name)
             return aws.eks.Addon(
                 f"{name}-{addon_name}", cluster_name=cluster.name, addon_name=addon_name,
-                addon_version=versions[addon_name], resolve_conflicts_on_create="OVERWRITE",
+                addon_version=versions[addon_name],
+                configuration_values=json.dumps(configuration, sort_keys=True) if configuration else None,
+                resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE", region=region, opts=opts_(*depends_on), **kw)
 
         self.addons = {a: addon(a) for a in ADDONS_BEFORE_NODES}

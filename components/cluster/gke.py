@@ -48,7 +48,7 @@ class GkeClusterArgs:
     """Zones of the nodes; the region's zones (first 3) when empty."""
     regional: bool = True
     """Regional control plane and nodes over ``zones`` (prod); zonal in the first zone when false."""
-    kubernetes_version: str = "1.31"
+    kubernetes_version: str = "1.35"
     """Minimum control-plane minor; patch versions follow the release channel."""
     release_channel: str = "REGULAR"
     """GKE release channel (``RAPID``, ``REGULAR``, ``STABLE``)."""

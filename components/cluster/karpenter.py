@@ -38,6 +38,9 @@ class KarpenterArgs:
 
     cluster_name: str
     """EKS cluster name (also the ``karpenter.sh/discovery`` tag value of subnets and security groups)."""
+    eks_cluster_name: pulumi.Input[str]
+    """The same name as an Output of the EKS cluster resource (``EksCluster.eks_cluster_name``): the
+    resources that name the cluster to AWS (the nodes' access entry) take it, so they wait for the cluster."""
     region: str
     """AWS region of the cluster."""
     account_id: str
@@ -180,7 +183,8 @@ class Karpenter(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-node-{policy}", role=node_role.name,
                                          policy_arn=iam.managed_policy_arn(policy, args.partition), opts=child)
         # Nodes Karpenter launches join the cluster through this access entry (instance profiles: Karpenter).
-        node_entry = aws.eks.AccessEntry(f"{name}-node", cluster_name=c, principal_arn=node_role.arn,
+        node_entry = aws.eks.AccessEntry(f"{name}-node", cluster_name=args.eks_cluster_name,
+                                         principal_arn=node_role.arn,
                                          type="EC2_LINUX", region=region, opts=child)
 
         # ------------------------------------------------------------- interruption handling

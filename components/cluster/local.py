@@ -1,6 +1,7 @@
 """Local cluster: a kind cluster created and deleted with pulumi-command, or an existing context."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,6 +14,10 @@ from cnplatform.cluster.capacity import NodeCapacity
 from cnplatform.naming import type_token
 from cnplatform.quantity import cpu_millicores, memory_mib
 
+#: The kubeconfig holds cluster-admin credentials: never logged, and secret in the state.
+KUBECONFIG_READ = {"logging": "none"}
+KUBECONFIG_READ_OPTS = {"additional_secret_outputs": ["stdout", "stderr"]}
+
 #: NodePorts of the ingress gateway that kind maps to the host's http/https ports.
 INGRESS_NODE_PORT_HTTP = 30080
 INGRESS_NODE_PORT_HTTPS = 30443
@@ -22,7 +27,7 @@ INGRESS_NODE_PORT_HTTPS = 30443
 class LocalClusterArgs:
     """Inputs of :class:`LocalCluster`."""
 
-    node_image: str = "kindest/node:v1.31.6@sha256:28b7cbb993dfe093c76641a0c95807637213c9109b761f1d422c2400e22b8e87"
+    node_image: str = "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f"
     """Pinned kind node image (tag AND digest)."""
     workers: int = 0
     """Worker nodes besides the control plane (0: one node runs everything)."""
@@ -33,7 +38,7 @@ class LocalClusterArgs:
     existing_context: Optional[str] = None
     """Use this kubeconfig context instead of creating a kind cluster."""
     kubeconfig_path: str = "~/.kube/config"
-    """Kubeconfig file holding ``existing_context``."""
+    """Kubeconfig file holding ``existing_context`` (``~`` is expanded to the user's home)."""
     node_cpu: str = "4"
     """CPU the kind node(s) may use in total (the host's Docker share)."""
     node_memory: str = "8Gi"
@@ -63,14 +68,13 @@ class LocalCluster(Cluster):
 
     def __init__(self, name: str, args: LocalClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("cluster", "LocalCluster"), name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         self.ready = []
         if args.existing_context:
             read = command.local.Command(
                 f"{name}-kubeconfig",
                 create=f"kubectl config view --raw --minify --flatten --context {args.existing_context}",
-                environment={"KUBECONFIG": args.kubeconfig_path},
-                opts=child,
+                environment={"KUBECONFIG": os.path.expanduser(args.kubeconfig_path)},
+                **KUBECONFIG_READ, opts=pulumi.ResourceOptions(parent=self, **KUBECONFIG_READ_OPTS),
             )
         else:
             config = yaml.safe_dump(kind_config(args), sort_keys=False)
@@ -79,18 +83,25 @@ class LocalCluster(Cluster):
                 create=f"kind create cluster --name {name} --wait 120s --config -",
                 delete=f"kind delete cluster --name {name}",
                 stdin=config,
-                # A new node image or topology means a new cluster.
+                # A new node image or topology means a new cluster. kind cannot hold two clusters of one
+                # name, so the old one goes first (create-before-delete would fail: "already exists").
                 triggers=[config],
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
             read = command.local.Command(
                 f"{name}-kubeconfig",
                 create=f"kind get kubeconfig --name {name}",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+                # Each create gets a new id: a recreated cluster (new CA, new client certificate) is read again.
+                triggers=[cluster.id],
+                **KUBECONFIG_READ,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster], **KUBECONFIG_READ_OPTS),
             )
             self.ready = [cluster]
         kubeconfig = pulumi.Output.secret(read.stdout)
-        self.provider = self._make_provider(name, kubeconfig, depends_on=[read])
+        # A kind cluster is disposable: when it is gone, its objects are gone with it. An existing
+        # context may be anything, so an unreachable API there keeps its objects in the state.
+        self.provider = self._make_provider(name, kubeconfig, depends_on=[read],
+                                            delete_unreachable=not args.existing_context)
         endpoint = read.stdout.apply(_server_of)
         self._finish(
             name=name, cloud="local", region="local", zones=["local"], endpoint=endpoint,

@@ -24,6 +24,8 @@ CONSUL_NAMESPACE = "consul"
 
 #: Helm release names (= chart names for the three Istio charts; the render names values files by chart).
 BASE_RELEASE = "base"
+#: Istio's config validation webhooks fail closed from the first render (see istiod_values).
+VALIDATION_FAILURE_POLICY = "Fail"
 ISTIOD_RELEASE = "istiod"
 INGRESS_GATEWAY_RELEASE = "gateway"
 EASTWEST_GATEWAY_RELEASE = "istio-eastwestgateway"
@@ -79,7 +81,9 @@ def zone_spread(labels: dict[str, str]) -> list[dict]:
 
 def base_values(args: "IstioMeshArgs") -> dict:
     """istio/base: CRDs (as templates, so upgrades update them), the default-revision validator, reader SA."""
-    return {"global": {"istioNamespace": ISTIO_NAMESPACE}, "defaultRevision": "default"}
+    # The default-revision validator has the same fresh-install flip-flop as istiod's (istiod_values).
+    return {"global": {"istioNamespace": ISTIO_NAMESPACE}, "defaultRevision": "default",
+            "base": {"validationFailurePolicy": VALIDATION_FAILURE_POLICY}}
 
 
 def proxy_metadata(args: "IstioMeshArgs") -> dict[str, str]:
@@ -146,6 +150,10 @@ def istiod_values(args: "IstioMeshArgs") -> dict:
         # (root + NET_ADMIN/NET_RAW, which Pod Security baseline/restricted reject): the CNI node agent
         # sets up the redirection. Top-level key of the chart (``pilot.cni`` is the legacy alias).
         "cni": {"enabled": args.cni},
+        # helm.v4.Chart renders every update as a fresh install (``.Release.IsUpgrade`` false), so the
+        # chart's default would reset the validation webhook to Ignore on each `pulumi up` (istiod flips
+        # it back to Fail once ready): the flip-flop the chart documents for server-side-apply tools.
+        "base": {"validationFailurePolicy": VALIDATION_FAILURE_POLICY},
     }
     if args.spread_zones:
         values["topologySpreadConstraints"] = zone_spread({"app": "istiod"})
