@@ -15,7 +15,7 @@ import json, sys
 
 
 def sdks():
-    return sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("pulumi_aws", "pulumi_gcp")})
+    return sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("pulumi_aws", "pulumi_gcp", "pulumi_docker")})
 
 
 from stacks.render import main
@@ -43,9 +43,10 @@ def run_probe(out: str) -> dict:
     return json.loads(line.removeprefix("RESULT "))
 
 
-def test_dev_render_imports_no_cloud_sdk_and_prod_clusters_import_both(tmp_path):
+def test_dev_render_imports_no_cloud_sdk_nor_docker_and_prod_clusters_import_both(tmp_path):
     # One interpreter: the dev render first (must stay clean), then the prod stack's clusters (the
-    # first thing its render creates, through the same lazy factory) must load both SDKs.
+    # first thing its render creates, through the same lazy factory) must load both SDKs. The dev
+    # images are plain `docker build`s: no Docker provider either (it cannot be built for the e2e).
     result = run_probe(str(tmp_path / "dev"))
     assert result["dev"] == {"rc": 0, "sdks": []}
     assert result["prod"] == {"clouds": ["aws", "gcp"], "sdks": ["pulumi_aws", "pulumi_gcp"]}

@@ -9,7 +9,8 @@ import pytest
 from cnplatform.database import MySqlDatabase, MySqlDatabaseArgs
 from cnplatform.database import spec as db_spec
 from cnplatform.registry import (ArtifactRepository, ArtifactRepositoryArgs, ServiceImage, ServiceImageArgs,
-                                 artifact_cleanup_policies, context_digest, ecr_lifecycle_policy)
+                                 artifact_cleanup_policies, context_digest, dockerfile_sources, ecr_lifecycle_policy,
+                                 image_digest)
 from stacks.offline import Secret, run_program, unwrap
 from tests.helpers import ROOT, capture_raw, capture_stack, config_of, objects
 
@@ -90,29 +91,57 @@ def test_database_naming():
 # -------------------------------------------------------------------------------- dev images
 
 
+def service_tag(svc: str) -> str:
+    return image_digest(ROOT / "services", ROOT / "services" / svc / "Dockerfile")
+
+
 def test_dev_builds_every_service_image_locally_with_a_content_tag(dev):
-    images = regs(dev, "docker:index/image:Image")
-    tag = context_digest(ROOT / "services")
-    assert set(images) == {f"dev-{s}-image-image" for s in BUILT}
+    commands = regs(dev, "command:local:Command")
+    # No Docker provider on the dev path: a plain `docker build`, without the attestations that make
+    # Docker Desktop's containerd store produce an index `kind load` cannot export.
+    assert not regs(dev, "docker:index/image:Image")
     for svc in BUILT:
-        inputs = unwrap(images[f"dev-{svc}-image-image"].inputs)
-        assert inputs["imageName"] == f"ecommerce-platform/{svc}:{tag}"
-        assert inputs["skipPush"] is True and "registry" not in inputs
-        # kind: the builder's own platform (no "platform": native images on Apple Silicon laptops too).
-        assert inputs["build"] == {"context": "services", "dockerfile": f"services/{svc}/Dockerfile"}
+        build = commands[f"dev-{svc}-image-build"]
+        image = f"ecommerce-platform/{svc}:{service_tag(svc)}"
+        assert build.inputs["create"] == (f"docker build --provenance=false --sbom=false -t {image} "
+                                           f"-f services/{svc}/Dockerfile services")
+        assert build.inputs["triggers"] == [image]
+
+
+def test_each_service_tag_hashes_exactly_what_its_image_contains(tmp_path):
+    """Editing one service rebuilds, pushes and rolls out that service only (issue #15 item 15)."""
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "lib.py").write_text("x = 1\n")
+    for svc in ("a", "b"):
+        (tmp_path / svc).mkdir()
+        (tmp_path / svc / "app.py").write_text(f"print('{svc}')\n")
+        (tmp_path / svc / "Dockerfile").write_text(
+            "FROM python:3.11-slim AS builder\nCOPY --from=builder /opt /opt\n"
+            f"COPY common/ /app/common/\nCOPY [\"{svc}/app.py\", \"/app/app.py\"]\n")
+    (tmp_path / ".dockerignore").write_text("**/*.md\n")
+    tag = {svc: image_digest(tmp_path, tmp_path / svc / "Dockerfile") for svc in ("a", "b")}
+    (tmp_path / "a" / "app.py").write_text("print('a2')\n")
+    assert image_digest(tmp_path, tmp_path / "a" / "Dockerfile") != tag["a"]
+    assert image_digest(tmp_path, tmp_path / "b" / "Dockerfile") == tag["b"]  # b does not copy a/
+    (tmp_path / "common" / "README.md").write_text("ignored\n")
+    assert image_digest(tmp_path, tmp_path / "b" / "Dockerfile") == tag["b"]
+    (tmp_path / "common" / "lib.py").write_text("x = 2\n")
+    assert image_digest(tmp_path, tmp_path / "b" / "Dockerfile") != tag["b"]  # both copy common/
+    assert dockerfile_sources((ROOT / "services/order/Dockerfile").read_text()) == [
+        "order/requirements.txt", "common/svc_common/", "order/app.py"]
 
 
 def test_dev_images_are_loaded_into_kind_before_the_deployment(dev):
     commands = regs(dev, "command:local:Command")
     deployments = {r.name: r for r in dev.by_type("kubernetes:apps/v1:Deployment")}
     kind = commands["dev-kind"]
-    tag = context_digest(ROOT / "services")
     for svc in BUILT:
         load = commands[f"dev-{svc}-image-kind-load"]
-        image = f"ecommerce-platform/{svc}:{tag}"
+        image = f"ecommerce-platform/{svc}:{service_tag(svc)}"
         assert load.inputs["create"] == f"kind load docker-image {image} --name dev"
         assert load.inputs["triggers"] == [image]
         assert kind.urn in load.depends_on  # after the cluster exists
+        assert commands[f"dev-{svc}-image-build"].urn in load.depends_on
         deployment = deployments[f"dev-{svc}-deployment"]
         assert load.urn in deployment.depends_on
         assert deployment.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == image
@@ -125,7 +154,7 @@ SMALL = {"tier": "dev", "clusters": [{"name": "dev", "cloud": "local", "local": 
 
 def test_existing_context_skips_kind_load_and_prebuilt_images_are_used_as_is():
     cap = capture_raw(copy.deepcopy(SMALL), "ctx")
-    assert set(regs(cap, "docker:index/image:Image")) == {"dev-web-image-image"}
+    assert "dev-web-image-build" in regs(cap, "command:local:Command")
     assert "dev-web-image-kind-load" not in regs(cap, "command:local:Command")
     images = {n: d["spec"]["template"]["spec"]["containers"][0]["image"] for n, d in shop(cap, "Deployment").items()}
     assert images["api"] == "ghcr.io/acme/api:2.0"

@@ -1,7 +1,8 @@
 """``ServiceImage``: build a service's image with Docker and make it available to one cluster.
 
-* ``local``: build only (``skip_push``), then ``kind load docker-image`` into the kind cluster; the
-  Deployment uses the content-hash tag (kind has no registry, so there is no digest to pin).
+* ``local``: ``docker build`` without attestations (pulumi-command), then ``kind load docker-image``
+  into the kind cluster; the Deployment uses the content-hash tag (kind has no registry, so there is
+  no digest to pin). The dev stack needs no Docker provider.
 * ``aws``: an ECR repository (scan on push, IMMUTABLE tags, KMS encryption, lifecycle policy) + push.
 * ``gcp``: push into the cluster's Artifact Registry Docker repository (:class:`ArtifactRepository`:
   immutable tags, cleanup policy; one per cluster, like the registry the GKE nodes may pull from).
@@ -11,92 +12,23 @@ are imported inside their branch only: a dev (local) program never loads them.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
+import shlex
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import pulumi
-import pulumi_docker as docker
 
 from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
 
 
-
-#: Files never part of an image build (caches); they do not change the content hash.
-IGNORED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git")
-IGNORED_SUFFIXES = (".pyc", ".pyo")
-
-
-def dockerignore_patterns(context: str | os.PathLike) -> list[tuple[bool, re.Pattern]]:
-    """``.dockerignore`` of a context as (exclude?, regex) rules, in file order (the last match wins)."""
-    file = Path(context) / ".dockerignore"
-    if not file.is_file():
-        return []
-    rules = []
-    for line in file.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        exclude = not line.startswith("!")
-        pattern = line.lstrip("!").strip().strip("/")
-        regex = ""
-        i = 0
-        while i < len(pattern):
-            if pattern.startswith("**/", i):
-                regex, i = regex + "(?:.*/)?", i + 3
-            elif pattern.startswith("**", i):
-                regex, i = regex + ".*", i + 2
-            elif pattern[i] == "*":
-                regex, i = regex + "[^/]*", i + 1
-            elif pattern[i] == "?":
-                regex, i = regex + "[^/]", i + 1
-            elif pattern[i] == "[":
-                end = pattern.find("]", i)
-                if end == -1:
-                    regex, i = regex + re.escape(pattern[i]), i + 1
-                else:
-                    regex, i = regex + pattern[i:end + 1], end + 1
-            else:
-                regex, i = regex + re.escape(pattern[i]), i + 1
-        rules.append((exclude, re.compile(f"^{regex}$")))
-    return rules
-
-
-def _ignored(rel: str, rules: list[tuple[bool, re.Pattern]]) -> bool:
-    """Docker semantics: a path is out when the last rule matching it or one of its parent dirs excludes."""
-    parts = rel.split("/")
-    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-    ignored = False
-    for exclude, regex in rules:
-        if any(regex.match(c) for c in candidates):
-            ignored = exclude
-    return ignored
-
-
-def context_digest(context: str | os.PathLike, length: int = 12) -> str:
-    """A deterministic hash of a build context (relative paths + bytes), used as the image tag.
-
-    Files the build never sees (``.dockerignore``) and caches do not count. A change anywhere else
-    gives a new tag, so the Deployment changes and rolls; an unchanged tree gives the same tag, so
-    nothing is rebuilt, pushed or rolled.
-    """
-    root = Path(context)
-    rules = dockerignore_patterns(root)
-    sha = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root)
-        if any(part in IGNORED_PARTS for part in rel.parts) or path.suffix in IGNORED_SUFFIXES:
-            continue
-        if _ignored(rel.as_posix(), rules):
-            continue
-        sha.update(rel.as_posix().encode() + b"\0")
-        sha.update(hashlib.sha256(path.read_bytes()).digest())
-    return sha.hexdigest()[:length]
+def local_build_command(image: str, dockerfile: str, context: str, platform: Optional[str] = None) -> str:
+    """The local (kind) build: one plain image, no attestations (see ``ServiceImage._local``)."""
+    words = ["docker", "build", "--provenance=false", "--sbom=false", "-t", image, "-f", dockerfile]
+    if platform:
+        words += ["--platform", platform]
+    return " ".join(shlex.quote(w) for w in [*words, context])
 
 
 def ecr_lifecycle_policy(keep: int) -> str:
@@ -123,6 +55,20 @@ def artifact_cleanup_policies(keep: int) -> list[dict]:
         {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": keep}},
         {"id": "delete-older", "action": "DELETE", "condition": {"tag_state": "ANY"}},
     ]
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Where and how one image is built (a plain value; the Docker provider loads only for pushes)."""
+
+    context: str
+    dockerfile: str
+    platform: Optional[str] = None
+
+    def docker_args(self):
+        import pulumi_docker as docker
+
+        return docker.DockerBuildArgs(context=self.context, dockerfile=self.dockerfile, platform=self.platform)
 
 
 @dataclass
@@ -176,7 +122,7 @@ class ServiceImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("registry", "ServiceImage"), name, None, opts)
         self._deps = inherited_depends_on(opts)
-        build = docker.DockerBuildArgs(
+        build = BuildSpec(
             context=args.context,
             dockerfile=args.dockerfile or f"{args.context}/{args.service}/Dockerfile",
             platform=args.platform or (None if args.cloud == "local" else "linux/amd64"),
@@ -194,27 +140,36 @@ class ServiceImage(pulumi.ComponentResource):
         self.register_outputs({"image_ref": self.image_ref, "image_name": self.image_name,
                                "repository_url": self.repository_url})
 
-    def _local(self, name: str, args: ServiceImageArgs, build):
+    def _local(self, name: str, args: ServiceImageArgs, build: BuildSpec):
         import pulumi_command as command
 
         repository = f"{args.local_repository}/{args.service}"
-        image = docker.Image(f"{name}-image", image_name=f"{repository}:{args.tag}", build=build, skip_push=True,
-                             opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps))
-        self.image_name = image.image_name
+        image_name = f"{repository}:{args.tag}"
+        # `docker build` (buildx) adds provenance/SBOM attestations by default: on Docker Desktop's
+        # containerd image store the image becomes an index `kind load docker-image` cannot export.
+        # A plain single-platform image loads everywhere. The tag is the content hash: same tag, no rebuild.
+        image = command.local.Command(
+            f"{name}-build",
+            create=local_build_command(image_name, build.dockerfile, build.context, build.platform),
+            triggers=[image_name],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps),
+        )
+        self.image_name = pulumi.Output.from_input(image_name)
         self.ready = [image]
         if args.kind_load:
             load = command.local.Command(
                 f"{name}-kind-load",
-                create=pulumi.Output.concat("kind load docker-image ", image.image_name, " --name ", args.cluster),
-                triggers=[image.image_name],
+                create=f"kind load docker-image {image_name} --name {args.cluster}",
+                triggers=[image_name],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, image]),
             )
             self.ready = [load]
         # kind has no registry: the tag (a content hash) is the immutable reference.
-        return repository, image.image_name
+        return repository, image_name
 
-    def _aws(self, name: str, args: ServiceImageArgs, build):
+    def _aws(self, name: str, args: ServiceImageArgs, build: BuildSpec):
         import pulumi_aws as aws
+        import pulumi_docker as docker
 
         child = pulumi.ResourceOptions(parent=self, depends_on=self._deps)
         repo = aws.ecr.Repository(
@@ -234,7 +189,7 @@ class ServiceImage(pulumi.ComponentResource):
         image = docker.Image(
             f"{name}-image",
             image_name=pulumi.Output.concat(repo.repository_url, ":", args.tag),
-            build=build,
+            build=build.docker_args(),
             registry=docker.RegistryArgs(server=repo.repository_url, username=token.user_name,
                                          password=pulumi.Output.secret(token.password)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, repo]),
@@ -243,7 +198,8 @@ class ServiceImage(pulumi.ComponentResource):
         self.ready = [image]
         return repo.repository_url, image.repo_digest
 
-    def _gcp(self, name: str, args: ServiceImageArgs, build):
+    def _gcp(self, name: str, args: ServiceImageArgs, build: BuildSpec):
+        import pulumi_docker as docker
         import pulumi_gcp as gcp
 
         if not args.region or not args.project:
@@ -254,7 +210,7 @@ class ServiceImage(pulumi.ComponentResource):
         image = docker.Image(
             f"{name}-image",
             image_name=f"{url}/{args.service}:{args.tag}",
-            build=build,
+            build=build.docker_args(),
             registry=docker.RegistryArgs(server=artifact_registry_host(args.region), username="oauth2accesstoken",
                                          password=pulumi.Output.secret(client.access_token)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps),

@@ -18,7 +18,7 @@ from cnplatform.database import spec as db_spec
 from cnplatform.mesh.egress import ExternalService, cloud_database_egress
 from cnplatform.microservice import Microservice, MicroserviceArgs, Peer, SecretKeyRef
 from cnplatform.registry import (ArtifactRepository, ArtifactRepositoryArgs, ServiceImage, ServiceImageArgs,
-                                 context_digest)
+                                 image_digest)
 from stacks.footprint import Workload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def _image(ctx, svc) -> tuple[Any, list[pulumi.Resource]]:
     cc = ctx.cluster_cfg
     context, dockerfile = build_context(svc.build)
     args = ServiceImageArgs(
-        service=svc.name, context=context, dockerfile=dockerfile, tag=context_digest(ROOT / context),
+        service=svc.name, context=context, dockerfile=dockerfile, tag=image_digest(ROOT / context, ROOT / dockerfile),
         cloud=cc.cloud, cluster=ctx.name, kind_load=not cc.local.existing_context,
         region=cc.region if cc.cloud != "local" else None,
         keep_images=KEEP_IMAGES, force_delete=not ctx.cfg.protect,
