@@ -64,6 +64,11 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+try:  # the pack runs with policy/ as its working directory; tests import it as ``policy.*``
+    from cluster_rules import stack_policies as cluster_stack_policies
+except ImportError:  # pragma: no cover - depends on how the module is loaded
+    from policy.cluster_rules import stack_policies as cluster_stack_policies
+
 PACK_NAME = "cnplatform-guarantees"
 
 WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
@@ -438,3 +443,4 @@ POLICIES = [
         validate=_validate_availability, enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=_PATTERN_SCHEMA),
 ]
+POLICIES += cluster_stack_policies()

@@ -6,7 +6,7 @@ from typing import Optional
 import pulumi
 
 from cnplatform.cluster.gke import GkeCluster, GkeClusterArgs
-from stacks.clusters import node_pools
+from stacks.clusters import control_plane_ports, node_pools
 from stacks.config import ClusterConfig, StackConfig
 
 
@@ -21,7 +21,7 @@ def gke_args(cfg: StackConfig, cluster: ClusterConfig) -> GkeClusterArgs:
         node_pools=node_pools(cluster), autoscaling_profile=gcp.autoscaling_profile,
         auto_provisioning=gcp.auto_provisioning, auto_provisioning_max_cpu=gcp.auto_provisioning_max_cpu,
         auto_provisioning_max_memory_gb=gcp.auto_provisioning_max_memory_gb, deletion_protection=cfg.protect,
-        labels={"cnplatform-tier": cfg.tier},
+        labels={"cnplatform-tier": cfg.tier}, control_plane_ports=control_plane_ports(cfg),
     )
 
 

@@ -447,3 +447,29 @@ def test_kubernetes_resources_never_strand_when_a_cluster_is_deleted(stack):
         assert cloud_cluster.urn in provider.depends_on, f"{provider.name} must depend on {owner}"
         checked += 1
     assert checked > 20
+
+
+def test_private_gke_control_plane_reaches_every_webhook_port(rendered):
+    """A private GKE control plane reaches nodes on 443/10250 only; istiod's webhooks (15017,
+    failurePolicy Fail) need a rule, or every injected pod is rejected (issue #15 item 1)."""
+    from stacks.clusters import control_plane_ports
+
+    for stack in ("staging", "prod"):
+        plan = json.loads((rendered(stack) / "plan.json").read_text())
+        cfg = config_of(stack)
+        assert 15017 in control_plane_ports(cfg) and 10250 in control_plane_ports(cfg)
+        for cluster in (c for c in cfg.clusters if c.cloud == "gcp"):
+            (rule,) = [r for r in plan["resources"] if r["type"] == "gcp:compute/firewall:Firewall"
+                       and r["name"] == f"{cluster.name}-control-plane-webhooks"]
+            assert rule["inputs"]["sourceRanges"] == [cluster.gcp.master_cidr]
+            assert rule["inputs"]["allows"] == [{"protocol": "tcp", "ports": ["15017"]}]
+            assert rule["inputs"]["direction"] == "INGRESS" and rule["inputs"]["targetServiceAccounts"]
+    assert gke.webhook_firewall_ports([10250, 443, 15017, 8443]) == ["8443", "15017"]
+    assert gke.webhook_firewall_ports([10250]) == []
+
+
+def test_no_webhook_rule_when_nothing_listens_outside_the_open_ports():
+    raw = stack_raw("staging", {**GKE})
+    raw["mesh"] = {"enabled": False}
+    cap = run_cluster(raw)[0]
+    assert not [r for r in cap.by_type("gcp:compute/firewall:Firewall") if "webhooks" in r.name]

@@ -28,6 +28,9 @@ CHART_VERSION = "v1.21.1"
 REPOSITORY = "https://charts.jetstack.io"
 NAMESPACE = "cert-manager"
 RELEASE = "cert-manager"
+#: Node ports the API server calls: the webhook's ``securePort`` (chart default 10250, chosen by the
+#: chart so private GKE control planes reach it without a firewall rule).
+CONTROL_PLANE_PORTS = (10250,)
 API_VERSION = "cert-manager.io/v1"
 
 ISSUER_CA = "ca"

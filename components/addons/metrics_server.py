@@ -19,6 +19,8 @@ CHART_VERSION = "3.13.1"
 REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
 NAMESPACE = "kube-system"
 RELEASE = "metrics-server"
+#: Node ports the API server calls: the aggregated API (v1beta1.metrics.k8s.io, containerPort 10250).
+CONTROL_PLANE_PORTS = (10250,)
 
 #: kind's kubelets serve a self-signed certificate (not signed by the cluster CA), so metrics-server
 #: cannot verify it. Only ever set on local clusters: on EKS the kubelet certificates are signed by

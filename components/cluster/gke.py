@@ -78,6 +78,9 @@ class GkeClusterArgs:
     """Artifact Registry repository name in ``registry_url``."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra resource labels."""
+    control_plane_ports: list[int] = field(default_factory=list)
+    """Node TCP ports the control plane must reach: the target ports of the admission webhooks and
+    aggregated APIs installed on the cluster (GKE itself opens only 443 and 10250 to private nodes)."""
 
 
 def node_service_account_id(cluster: str) -> str:
@@ -97,6 +100,15 @@ def gke_service_agent(project_number: str) -> str:
 
 def registry_url(region: str, project: str, repository: str = REGISTRY_REPOSITORY) -> str:
     return f"{region}-docker.pkg.dev/{project}/{repository}"
+
+
+#: Ports a private GKE control plane reaches on the nodes without any rule of ours.
+GKE_OPEN_CONTROL_PLANE_PORTS = (443, 10250)
+
+
+def webhook_firewall_ports(ports: list[int]) -> list[str]:
+    """The ports the control-plane firewall rule must add (GKE's own rule opens 443 and 10250)."""
+    return [str(p) for p in sorted(set(ports) - set(GKE_OPEN_CONTROL_PLANE_PORTS))]
 
 
 def location_of(region: str, zones: list[str], regional: bool) -> str:
@@ -211,6 +223,17 @@ class GkeCluster(Cluster):
         for role in NODE_SA_ROLES:
             gcp.projects.IAMMember(f"{name}-nodes-{role.split('/')[1]}", project=project, role=role,
                                    member=node_member, opts=child)
+
+        extra_ports = webhook_firewall_ports(args.control_plane_ports)
+        if extra_ports:
+            # Admission webhooks (istiod: 15017, failurePolicy Fail) run on the nodes: without this rule
+            # the control plane cannot call them and every injected pod is rejected.
+            gcp.compute.Firewall(
+                f"{name}-control-plane-webhooks", name=f"{name}-control-plane-webhooks", project=project,
+                network=network.id, direction="INGRESS", priority=1000, source_ranges=[args.master_cidr],
+                allows=[{"protocol": "tcp", "ports": extra_ports}], target_service_accounts=[node_sa.email],
+                description="GKE control plane to admission webhooks / aggregated APIs on the nodes",
+                opts=child)
 
         # -------------------------------------------------------------------------------- KMS
         ring = gcp.kms.KeyRing(f"{name}-keyring", name=f"{name}-keyring", project=project, location=region,

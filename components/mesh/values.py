@@ -27,6 +27,9 @@ BASE_RELEASE = "base"
 #: Istio's config validation webhooks fail closed from the first render (see istiod_values).
 VALIDATION_FAILURE_POLICY = "Fail"
 ISTIOD_RELEASE = "istiod"
+#: Node ports the API server calls on istiod pods: the injection and validation webhooks (Service
+#: port 443 -> 15017). A private GKE control plane reaches nodes only on 443/10250 unless opened.
+CONTROL_PLANE_PORTS = (15017,)
 INGRESS_GATEWAY_RELEASE = "gateway"
 EASTWEST_GATEWAY_RELEASE = "istio-eastwestgateway"
 CONSUL_RELEASE = "consul"

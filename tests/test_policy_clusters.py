@@ -1,0 +1,131 @@
+"""Policy rules that tie Kubernetes objects to their cloud cluster (issue #15 items 1, 3, 5).
+
+Each rule is run both ways: our renders pass, and a crafted bad stack (our render with the one thing
+removed that the rule guards, or a small hand-made stack) fails with a message that says what to do.
+The rules run here through the real ``pulumi_policy`` objects of the pack, fed as the engine would.
+"""
+import copy
+import json
+
+import pytest
+from pulumi_policy import PolicyProviderResource, PolicyResource, PolicyResourceOptions, StackValidationArgs
+
+from policy import cluster_rules as R
+from policy import cnplatform_policy as P
+
+PROVIDER = "urn:pulumi:s::p::pulumi:providers:kubernetes::c-k8s"
+CLUSTER_RULES = [p for p in P.POLICIES if p.name in R.RULES]
+
+
+def plan_resources(rendered, stack) -> list[R.Res]:
+    plan = json.loads((rendered(stack) / "plan.json").read_text())
+    return [R.Res(r["type"], r["inputs"], r["urn"], r["provider"] or "", r["depends_on"]) for r in plan["resources"]]
+
+
+def run_pack(resources: list[R.Res]) -> list[tuple[str, str]]:
+    """The pack's stack policies over ``resources``, through PolicyResource as the analyzer builds them."""
+    by_urn = {}
+    for r in resources:
+        provider = None
+        if r.provider:
+            provider = PolicyProviderResource(R.K8S_PROVIDER, {}, r.provider, r.provider.rsplit("::", 1)[-1])
+        by_urn[r.urn] = PolicyResource(r.type, r.props, r.urn, r.urn.rsplit("::", 1)[-1],
+                                       PolicyResourceOptions(False, [], False, [], None, [], ""),
+                                       provider, None, [], {})
+    for r in resources:
+        by_urn[r.urn].dependencies = [by_urn[d] for d in r.depends_on if d in by_urn]
+    violations = []
+    for policy in CLUSTER_RULES:
+        policy.validate(StackValidationArgs(list(by_urn.values()), {}),
+                        lambda message, urn=None, name=policy.name: violations.append((name, message)))
+    return violations
+
+
+def cluster_provider(resources, cluster_type: str) -> str:
+    cluster = next(r for r in resources if r.type == cluster_type)
+    return next(r.urn for r in resources if r.type == R.K8S_PROVIDER and cluster.urn in r.depends_on)
+
+
+def istiod_webhook(provider: str, target_port: int = 15017, n: int = 0, service: str = "istiod") -> list[R.Res]:
+    """The objects of the istiod chart the API server calls (its sidecar injector): a webhook on
+    Service istio-system/istiod port 443, which forwards to the pods' 15017."""
+    svc = R.Res("kubernetes:core/v1:Service", {
+        "metadata": {"name": service, "namespace": "istio-system"},
+        "spec": {"ports": [{"name": "https-webhook", "port": 443, "targetPort": target_port}]}},
+        f"urn:pulumi:s::p::kubernetes:core/v1:Service::istiod-{n}", provider)
+    hook = R.Res("kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration", {
+        "metadata": {"name": f"istio-sidecar-injector-{n}"},
+        "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "failurePolicy": "Fail",
+                      "clientConfig": {"service": {"name": service, "namespace": "istio-system",
+                                                   "path": "/inject", "port": 443}}}]},
+        f"urn:pulumi:s::p::kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration::inj-{n}",
+        provider)
+    return [svc, hook]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_our_renders_pass_the_cluster_rules(rendered, stack):
+    resources = plan_resources(rendered, stack)
+    if stack != "dev":  # the istiod chart's webhook as it will be on every GKE cluster
+        for i, cluster in enumerate(r for r in resources if r.type == R.GKE_CLUSTER):
+            provider = next(p.urn for p in resources if p.type == R.K8S_PROVIDER and cluster.urn in p.depends_on)
+            resources += istiod_webhook(provider, n=i)
+    assert run_pack(resources) == []
+    # Not vacuous: Kubernetes objects are attributed to their cloud clusters.
+    index = R.Stack(resources)
+    clusters = {index.cluster_of(r).type for r in resources if r.kind and index.cluster_of(r)}
+    assert clusters == {"dev": set(), "staging": {R.GKE_CLUSTER}, "prod": {R.GKE_CLUSTER, R.EKS_CLUSTER}}[stack]
+
+
+def test_private_gke_webhook_without_firewall_rule_is_caught(rendered):
+    resources = plan_resources(rendered, "staging")
+    resources += istiod_webhook(cluster_provider(resources, R.GKE_CLUSTER))
+    without_rule = [r for r in resources if not (r.type == R.GCP_FIREWALL and "webhooks" in r.urn)]
+    [(name, message)] = run_pack(without_rule)
+    assert name == "private-gke-webhook-ports"
+    assert "istio-system/istiod on target port 15017" in message and "firewall rule" in message
+    # GKE's own rule covers 10250 (cert-manager's webhook, metrics-server): no finding there.
+    fine = [r for r in resources if r.type != R.GCP_FIREWALL]
+    fine += istiod_webhook(cluster_provider(resources, R.GKE_CLUSTER), target_port=10250, n=1, service="other")
+    assert [n for n, _ in run_pack(fine)] == ["private-gke-webhook-ports"]  # only the 15017 one
+
+
+def test_eks_network_policies_without_enforcement_are_caught(rendered):
+    resources = plan_resources(rendered, "prod")
+    bad = copy.deepcopy(resources)
+    cni = next(r for r in bad if r.type == R.EKS_ADDON and r.props.get("addonName") == "vpc-cni")
+    cni.props.pop("configurationValues")
+    [(name, message)] = run_pack(bad)
+    assert name == "eks-network-policy-enforced" and "are not enforced" in message
+    assert "enableNetworkPolicy" in message
+
+
+def test_image_from_another_clouds_private_registry_is_caught(rendered):
+    resources = copy.deepcopy(plan_resources(rendered, "prod"))
+    eks = R.Stack(resources)
+    deployment = next(r for r in resources if r.kind == "Deployment" and eks.cluster_of(r) is not None
+                      and eks.cluster_of(r).type == R.GKE_CLUSTER and "order" in r.name)
+    container = deployment.props["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/prod-eks/order@sha256:" + "0" * 64
+    [(name, message)] = run_pack(resources)
+    assert name == "image-from-reachable-registry"
+    assert "gcp cluster" in message and "private aws registry" in message
+
+
+@pytest.mark.parametrize("image, cloud, bad", [
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a/b@sha256:1", "gcp", True),
+    ("europe-west1-docker.pkg.dev/p/r/b@sha256:1", "aws", True),
+    ("eu.gcr.io/p/b:1", "aws", True),
+    ("europe-west1-docker.pkg.dev/p/r/b@sha256:1", "gcp", False),
+    ("docker.io/istio/proxyv2:1.29.6", "aws", False),
+])
+def test_registry_clouds(image, cloud, bad):
+    other = [o for o, rx in R.PRIVATE_REGISTRIES.items() if o != cloud and rx.match(image)]
+    assert bool(other) is bad
+
+
+def test_port_ranges_in_firewall_rules():
+    assert R._port_allowed(15017, [{"protocol": "tcp", "ports": ["15000-16000"]}])
+    assert R._port_allowed(15017, [{"protocol": "all"}])
+    assert not R._port_allowed(15017, [{"protocol": "udp", "ports": ["15017"]}])
+    assert not R._port_allowed(15017, [{"protocol": "tcp", "ports": ["443", "8443"]}])
