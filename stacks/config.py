@@ -284,8 +284,10 @@ class ExternalCaller(Strict):
 class ServiceConfig(Strict):
     name: str
     namespace: str = "shop"
-    #: A pushed image reference; or ``build`` (a path under the repo) to build it with Docker.
-    image: Optional[str] = None
+    #: A pushed image reference, or one per cluster (``{cluster: ref}``: each cluster pulls from its own
+    #: registry, e.g. ECR for EKS, Artifact Registry for GKE; what CI writes); or ``build`` (a path under
+    #: the repo) to build it with Docker.
+    image: Optional[str | dict[str, str]] = None
     build: Optional[str] = None
     port: int = Field(8080, ge=1, le=65535)
     replicas: Optional[int] = Field(None, ge=1)
@@ -321,6 +323,12 @@ class ServiceConfig(Strict):
         if bool(self.image) == bool(self.build):
             raise ValueError("set exactly one of 'image' or 'build'")
         return self
+
+    def image_for(self, cluster: str) -> Optional[str]:
+        """The image reference this service runs on ``cluster`` (None: built by the program)."""
+        if isinstance(self.image, dict):
+            return self.image.get(cluster)
+        return self.image
 
 
 # ------------------------------------------------------------------------------------- add-ons
@@ -401,7 +409,8 @@ class CicdConfig(Strict):
     storage_class: Optional[str] = None
     repo_url: str = "https://github.com/example/ecommerce-platform.git"
     branch: str = "main"
-    #: Container registry the pipelines push to (defaults to the cluster's registry).
+    #: Container registry prefix the pipelines push to for every cluster (default: each cluster's own
+    #: registry, so each cluster pulls from a registry its nodes can reach).
     registry: Optional[str] = None
     #: Cluster Jenkins runs on (default: the stack's first cluster): one Jenkins per stack.
     cluster: Optional[str] = None
@@ -482,6 +491,9 @@ class StackConfig(Strict):
     monitoring: MonitoringConfig = MonitoringConfig()
     cicd: CicdConfig = CicdConfig()
     addons: AddonsConfig = AddonsConfig()
+    #: Directory of unpacked Helm charts (air-gapped installs, e.g. e2e/charts): every chart is installed from
+    #: its subdirectory there instead of its chart repository. Unset: charts come from their repositories.
+    charts_dir: Optional[str] = None
 
     # Derived, tier-aware views (the single place tier defaults live).
     @property
@@ -576,6 +588,37 @@ def _structural_errors(exc: ValidationError) -> list[tuple[str, str]]:
     return errors
 
 
+#: Private registries by cloud: a cluster's nodes pull only from their own cloud's (issue #15 item 5).
+PRIVATE_REGISTRIES = {
+    "aws": re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"),
+    "gcp": re.compile(r"^([a-z0-9-]+-docker\.pkg\.dev|([a-z]+\.)?gcr\.io)/"),
+}
+
+
+def _image_errors(path: str, svc: dict, clusters: list) -> list[tuple[str, str]]:
+    """Each cluster that runs the service has an image it can pull (its own cloud's registry or a public one)."""
+    image = svc.get("image")
+    if not image:
+        return []
+    cloud_of = {c.get("name"): c.get("cloud") for c in clusters if isinstance(c, dict)}
+    runs_on = [c for c in cloud_of if not svc.get("clusters") or c in svc["clusters"]]
+    per_cluster = image if isinstance(image, dict) else {c: image for c in runs_on}
+    errors = []
+    if isinstance(image, dict):
+        errors += [(f"{path}.image.{c}", f"unknown cluster {c!r} (clusters: {', '.join(map(str, cloud_of))})")
+                   for c in image if c not in cloud_of]
+        errors += [(f"{path}.image", f"no image for cluster {c!r}: give every cluster that runs the service "
+                                     "an image from a registry its nodes can pull") for c in runs_on if c not in image]
+    for cluster, ref in per_cluster.items():
+        cloud = cloud_of.get(cluster)
+        other = [o for o, rx in PRIVATE_REGISTRIES.items() if o != cloud and rx.match(str(ref))]
+        if cloud and other:
+            key = f"{path}.image.{cluster}" if isinstance(image, dict) else f"{path}.image"
+            errors.append((key, f"{ref!r} is in a private {other[0]} registry that the nodes of {cluster!r} "
+                                f"({cloud}) cannot pull from; give {cluster!r} its own image (image: {{{cluster}: ...}})"))
+    return errors
+
+
 def _cross_errors(raw: dict) -> list[tuple[str, str]]:
     """Checks across entries, on the raw data so they run even when other fields are invalid."""
     errors: list[tuple[str, str]] = []
@@ -608,6 +651,7 @@ def _cross_errors(raw: dict) -> list[tuple[str, str]]:
         for j, cl in enumerate(svc.get("clusters") or []):
             if cl not in clusters:
                 errors.append((f"services[{i}].clusters[{j}]", f"unknown cluster {cl!r}"))
+        errors += _image_errors(f"services[{i}]", svc, raw.get("clusters") or [])
         ns = svc.get("namespace", "shop")
         if ns not in declared_ns:
             errors.append((f"services[{i}].namespace", f"namespace {ns!r} is not declared in 'namespaces'"))

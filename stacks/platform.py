@@ -53,8 +53,8 @@ class ClusterContext:
         )
 
 
-def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, shared: dict[str, Any]) -> ClusterContext:
-    cluster = create_cluster(cfg, cluster_cfg)
+def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, cluster: Cluster,
+                  shared: dict[str, Any]) -> ClusterContext:
     baseline = ClusterBaseline(
         f"{cluster_cfg.name}-baseline",
         ClusterBaselineArgs(
@@ -70,10 +70,16 @@ def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, shared: dict[str
 
 
 def build_platform(cfg: StackConfig) -> dict[str, Any]:
-    """Create every cluster of the stack with its platform; return the stack outputs."""
-    clusters, kubeconfigs, shared = {}, {}, {}
+    """Create every cluster of the stack, then on each its platform; return the stack outputs.
+
+    All clusters come first, so a layer of one cluster can use what every cluster provides (CI pushes
+    each image to the registry of every cluster: ``shared["registries"]``)."""
+    created = {c.name: create_cluster(cfg, c) for c in cfg.clusters}
+    shared: dict[str, Any] = {"registries": pulumi.Output.all(**{n: c.registry_url for n, c in created.items()})
+                              .apply(lambda urls: {n: u for n, u in urls.items() if u})}
+    clusters, kubeconfigs = {}, {}
     for cluster_cfg in cfg.clusters:
-        ctx = build_cluster(cfg, cluster_cfg, shared)
+        ctx = build_cluster(cfg, cluster_cfg, created[cluster_cfg.name], shared)
         c = ctx.cluster
         clusters[cluster_cfg.name] = {
             "cloud": c.cloud, "region": c.region, "zones": c.zones, "endpoint": c.endpoint,

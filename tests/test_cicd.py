@@ -137,10 +137,23 @@ def test_global_env_from_config_and_cluster_registry():
     env = {e["key"]: e["value"] for e in
            scripts(dev_values())["env"]["jenkins"]["globalNodeProperties"][0]["envVars"]["env"]}
     cfg = config_of("dev")
-    assert env["REGISTRY"] == capture.outputs["clusters"]["dev"]["registry_url"]
+    # kind has no registry (images are loaded into its node): nothing to push to.
+    assert capture.outputs["clusters"]["dev"]["registry_url"] == "" and env["REGISTRIES"] == ""
     assert env["DEPLOY_BRANCH"] == cfg.cicd.branch
     # dev's Jenkins (a laptop) deploys nothing by default: test, build, preview.
     assert cfg.cicd.deploy_stacks is None and env["DEPLOY_STACKS"] == "" and env["APPROVAL_STACKS"] == ""
+
+
+def test_jenkins_pushes_to_the_registry_of_every_cluster_of_its_stack():
+    """One Jenkins per stack, but each cluster pulls from its own cloud's registry (issue #15 item 5)."""
+    prod = capture_stack("prod")
+    chart = next(r for r in prod.by_type("kubernetes:helm.sh/v4:Chart") if unwrap(r.inputs).get("chart") == "jenkins")
+    env = {e["key"]: e["value"] for e in scripts(unwrap(chart.inputs)["values"])["env"]["jenkins"]
+           ["globalNodeProperties"][0]["envVars"]["env"]}
+    clusters = prod.outputs["clusters"]
+    assert env["REGISTRIES"] == " ".join(f"{c}={clusters[c]['registry_url']}" for c in sorted(clusters))
+    assert clusters["prod-eks"]["registry_url"].endswith(".amazonaws.com/prod-eks")  # ECR repos: <cluster>/<svc>
+    assert clusters["prod-gke"]["registry_url"].endswith("-docker.pkg.dev/acme-shop-prod/platform")
 
 
 def test_one_jenkins_per_stack_deploying_its_own_stack():
@@ -186,7 +199,7 @@ def test_seed_follows_the_services_and_other_git_hosts():
 def test_added_service_gets_a_job():
     raw = with_changes("dev", lambda r: r["services"].append({"name": "cart", "image": "registry.example.com/cart:1"}))
     cfg = parse_config(raw)
-    values = j.jenkins_values(layer.jenkins_args(cfg, cfg.clusters[0]), "registry.example.com")
+    values = j.jenkins_values(layer.jenkins_args(cfg, cfg.clusters[0]), {"dev": "registry.example.com"})
     assert seed_jobs(values)[-1] == "cart" and len(seed_jobs(values)) == 5
 
 
@@ -399,28 +412,73 @@ def test_jenkinsfile_brackets_balance():
         assert depth == 0, open_
 
 
-def test_pin_image_pins_built_and_deployed_services(tmp_path):
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/prod-eks"
+AR = "europe-west1-docker.pkg.dev/acme-shop-prod/platform"
+
+
+def run_pin(tmp_path, *args):
     import subprocess
     import sys
-    stack = tmp_path / "Pulumi.dev.yaml"
-    stack.write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    return subprocess.run([sys.executable, str(ROOT / "ci/jenkins/pin_image.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_pin_image_pins_each_cluster_to_an_image_its_nodes_can_pull(tmp_path):
+    """Each cluster gets the digest pushed to ITS registry; no moving tag (issue #15 item 5)."""
+    stack = tmp_path / "Pulumi.prod.yaml"
+    stack.write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    digest = {c: "@sha256:" + c * 64 for c in "123"}
     outputs = tmp_path / "clusters.json"
-    outputs.write_text(json.dumps({"dev": {"services": {"product": {"image": "reg/product@sha256:" + "1" * 64}}}}))
-    proc = subprocess.run([sys.executable, str(ROOT / "ci/jenkins/pin_image.py"), str(stack), "user",
-                           "reg/user:abc@sha256:" + "2" * 64, "--outputs", str(outputs),
-                           "--registry", "reg", "--fallback-tag", "main"], capture_output=True, text=True)
+    outputs.write_text(json.dumps({c: {"services": {s: {"image": f"{reg}/{s}{digest['1']}"}
+                                                    for s in ("user", "product", "payment", "order")}}
+                                   for c, reg in (("prod-eks", ECR), ("prod-gke", AR))}))
+    pushed = tmp_path / "image-ref"  # kaniko: one line per destination
+    pushed.write_text(f"{ECR}/user{digest['2']}\n{AR}/user{digest['3']}\n")
+    registries = f"prod-eks={ECR} prod-gke={AR}"
+    proc = run_pin(tmp_path, stack, "user", "--registries", registries, "--pushed", pushed, "--outputs", outputs)
     assert proc.returncode == 0, proc.stderr
     services = {s["name"]: s for s in yaml.safe_load(stack.read_text())["config"]["ecommerce-platform:services"]}
     assert all("build" not in s for s in services.values())
-    assert services["user"]["image"].endswith("2" * 64)
-    assert services["product"]["image"].endswith("1" * 64)
-    assert services["order"]["image"] == "reg/order:main"
-    # The edited stack file is still a valid config.
+    assert services["user"]["image"] == {"prod-eks": f"{ECR}/user{digest['2']}", "prod-gke": f"{AR}/user{digest['3']}"}
+    assert services["order"]["image"] == {"prod-eks": f"{ECR}/order{digest['1']}", "prod-gke": f"{AR}/order{digest['1']}"}
+    # The edited stack file is a valid config, and renders: every cluster's image is its own cloud's.
     from stacks.config import raw_from_stack_file
-    parse_config(raw_from_stack_file(yaml.safe_load(stack.read_text()))[0])
-    bad = subprocess.run([sys.executable, str(ROOT / "ci/jenkins/pin_image.py"), str(stack), "nope", "x"],
-                         capture_output=True, text=True)
+    cfg = parse_config(raw_from_stack_file(yaml.safe_load(stack.read_text()))[0])
+    assert cfg.service("user").image_for("prod-gke").startswith(AR)
+
+
+def test_pin_image_never_falls_back_to_a_moving_tag(tmp_path):
+    stack = tmp_path / "Pulumi.prod.yaml"
+    stack.write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    pushed = tmp_path / "image-ref"
+    pushed.write_text(f"{ECR}/user@sha256:" + "2" * 64 + "\n")  # only the EKS push happened
+    proc = run_pin(tmp_path, stack, "user", "--registries", f"prod-eks={ECR} prod-gke={AR}", "--pushed", pushed)
+    assert proc.returncode == 2
+    assert "user on prod-gke" in proc.stderr and "order on prod-eks" in proc.stderr
+    assert "build:" in stack.read_text()  # nothing written
+    bad = run_pin(tmp_path, stack, "nope")
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_an_image_from_another_clouds_private_registry_is_a_config_error():
+    from stacks.config import ConfigError
+    raw = with_changes("prod", lambda r: r["services"][0].update(build=None, image=f"{ECR}/user@sha256:" + "1" * 64))
+    raw["services"][0].pop("build")
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert "services[0].image" in str(err.value) and "'prod-gke'" in str(err.value)
+    raw["services"][0]["image"] = {"prod-eks": f"{ECR}/user@sha256:" + "1" * 64}
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert "no image for cluster 'prod-gke'" in str(err.value)
+
+
+def test_jenkinsfile_pushes_per_cluster_registry_by_unique_tag():
+    text = (ROOT / "Jenkinsfile").read_text()
+    assert "for pair in $REGISTRIES" in text and "$DEPLOY_BRANCH\"" not in text
+    assert '--destination=$REGISTRY/$SERVICE_NAME:$DEPLOY_BRANCH' not in text
+    assert 'tag="$(echo "$GIT_COMMIT" | cut -c1-12)-b$BUILD_NUMBER"' in text
+    assert "--fallback-tag" not in text and "--pushed pushed-images" in text
 
 
 def test_dev_stack_raw_has_cicd():

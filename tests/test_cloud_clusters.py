@@ -89,7 +89,8 @@ def check_cluster_interface(out: dict, kubeconfig, cloud: str, name: str) -> Non
     assert isinstance(out["region"], str) and out["region"]
     assert isinstance(out["zones"], list) and out["zones"] and all(isinstance(z, str) and z for z in out["zones"])
     assert out["endpoint"].startswith("https://") and len(out["endpoint"]) > len("https://")
-    assert isinstance(out["registry_url"], str) and out["registry_url"] and "://" not in out["registry_url"]
+    assert isinstance(out["registry_url"], str) and "://" not in out["registry_url"]
+    assert bool(out["registry_url"]) is (cloud != "local")  # kind has no registry
     identity = out["workload_identity"]
     assert identity["type"] in IDENTITY_KEYS and IDENTITY_KEYS[identity["type"]] <= set(identity)
     assert all(isinstance(v, str) and v for v in identity.values())
@@ -309,7 +310,7 @@ def test_eks_exposes_what_databases_and_registries_read(eks_run):
                  "eks_cluster_name", "cloud_provider", "aws_provider", "account_id", "partition"):
         assert getattr(cluster, attr, None) is not None, attr
     assert cluster.account_id == "123456789012" and cluster.partition == "aws"
-    assert out["registry_url"] == "123456789012.dkr.ecr.eu-central-1.amazonaws.com"
+    assert out["registry_url"] == "123456789012.dkr.ecr.eu-central-1.amazonaws.com/shop-eks"
     assert out["workload_identity"]["oidc_provider_arn"].startswith("arn:aws:iam::123456789012:oidc-provider/")
 
 

@@ -18,6 +18,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from cnplatform.charts import chart_source
 from cnplatform.options import inherited_depends_on
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.manifests import custom_resource
@@ -63,6 +64,8 @@ class CertManagerArgs:
     """Pinned chart version."""
     repository: str = REPOSITORY
     """Helm repository of the chart."""
+    charts_dir: Optional[str] = None
+    """Directory of unpacked charts (air-gapped installs): the chart is loaded from ``<charts_dir>/cert-manager`` instead of the repository."""
     replicas: int = 1
     """Pods of each of controller, webhook and cainjector; above 1 each gets a PodDisruptionBudget and spreads over nodes and zones."""
     issuer: str = ISSUER_CA
@@ -187,11 +190,10 @@ class CertManager(pulumi.ComponentResource):
         )
         self.chart = k8s.helm.v4.Chart(
             f"{name}-chart",
-            chart=CHART,
+            **chart_source(CHART, args.repository, args.charts_dir),
             version=args.chart_version,
             name=RELEASE,
             namespace=args.namespace,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=args.repository),
             values=cert_manager_values(args.replicas),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, ns]),
         )

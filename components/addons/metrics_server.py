@@ -11,6 +11,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from cnplatform.charts import chart_source
 from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
 
@@ -38,6 +39,8 @@ class MetricsServerArgs:
     """Pinned chart version."""
     repository: str = REPOSITORY
     """Helm repository of the chart."""
+    charts_dir: Optional[str] = None
+    """Directory of unpacked charts (air-gapped installs): the chart is loaded from ``<charts_dir>/metrics-server`` instead of the repository."""
     replicas: int = 1
     """Pods; above 1 the chart also gets a PodDisruptionBudget (minAvailable 1) and spreads pods over nodes and zones."""
     kubelet_insecure_tls: bool = False
@@ -91,11 +94,10 @@ class MetricsServer(pulumi.ComponentResource):
         #: annotation: class annotations are the component's schema outputs.
         self.chart = k8s.helm.v4.Chart(
             f"{name}-chart",
-            chart=CHART,
+            **chart_source(CHART, args.repository, args.charts_dir),
             version=args.chart_version,
             name=RELEASE,
             namespace=args.namespace,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=args.repository),
             values=metrics_server_values(args),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
         )

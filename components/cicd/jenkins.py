@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
+from cnplatform.charts import chart_source
 from cnplatform.naming import MANAGED_BY, PART_OF, type_token
 
 CHART = "jenkins"
@@ -79,8 +80,11 @@ class JenkinsArgs:
     """Git repository holding the services and the root ``Jenkinsfile``."""
     branch: str = "main"
     """Branch that deploys (``pulumi up``); pull requests run ``pulumi preview``."""
-    registry: Optional[pulumi.Input[str]] = None
-    """Image registry the pipelines push to (``REGISTRY`` in every build)."""
+    charts_dir: Optional[str] = None
+    """Directory of unpacked charts (air-gapped installs): the chart is loaded from ``<charts_dir>/jenkins`` instead of the repository."""
+    registries: pulumi.Input[dict[str, str]] = field(default_factory=dict)
+    """Per cluster the pipelines deploy to, the registry prefix its nodes pull from (``REGISTRIES`` in
+    every build, as ``cluster=prefix`` words): each image is pushed to every one, by digest."""
     deploy_stacks: list[str] = field(default_factory=list)
     """Pulumi stacks the deploy branch deploys to, in order (none: test, build and preview only)."""
     approval_stacks: list[str] = field(default_factory=lambda: ["prod"])
@@ -253,7 +257,12 @@ def _dump(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=200)
 
 
-def jcasc_scripts(args: JenkinsArgs, registry: str = "") -> dict[str, str]:
+def registries_env(registries: dict[str, str]) -> str:
+    """``REGISTRIES``: ``cluster=prefix`` words, sorted (clusters without a registry are left out)."""
+    return " ".join(f"{cluster}={url}" for cluster, url in sorted(registries.items()) if url)
+
+
+def jcasc_scripts(args: JenkinsArgs, registries: Optional[dict[str, str]] = None) -> dict[str, str]:
     """``controller.JCasC.configScripts``: one YAML document per concern."""
     security = {
         "jenkins": {
@@ -278,7 +287,7 @@ def jcasc_scripts(args: JenkinsArgs, registry: str = "") -> dict[str, str]:
     }
     cloud = {"jenkins": {"clouds": [kubernetes_cloud()]}}
     env = {"jenkins": {"globalNodeProperties": [{"envVars": {"env": [
-        {"key": "REGISTRY", "value": registry},
+        {"key": "REGISTRIES", "value": registries_env(registries or {})},
         {"key": "DEPLOY_BRANCH", "value": args.branch},
         {"key": "DEPLOY_STACKS", "value": " ".join(args.deploy_stacks)},
         {"key": "APPROVAL_STACKS", "value": " ".join(args.approval_stacks)},
@@ -287,7 +296,7 @@ def jcasc_scripts(args: JenkinsArgs, registry: str = "") -> dict[str, str]:
     return {"security": _dump(security), "cloud": _dump(cloud), "env": _dump(env), "jobs": _dump(jobs)}
 
 
-def jenkins_values(args: JenkinsArgs, registry: str = "") -> dict[str, Any]:
+def jenkins_values(args: JenkinsArgs, registries: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """Helm values for the jenkins chart (every key exists in the chart's values.yaml)."""
     java_opts = (f"-XX:+UseContainerSupport -XX:MaxRAMPercentage={args.java_heap_percent} "
                  "-Djenkins.install.runSetupWizard=false")
@@ -318,7 +327,7 @@ def jenkins_values(args: JenkinsArgs, registry: str = "") -> dict[str, Any]:
             "JCasC": {
                 "defaultConfig": False,
                 "overwriteConfiguration": True,
-                "configScripts": jcasc_scripts(args, registry),
+                "configScripts": jcasc_scripts(args, registries),
             },
             "sidecars": {"configAutoReload": {
                 "enabled": True,
@@ -404,14 +413,13 @@ class Jenkins(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, role, agent_sa]),
         )
 
-        values = pulumi.Output.from_input(args.registry or "").apply(lambda r: jenkins_values(args, r))
+        values = pulumi.Output.from_input(args.registries).apply(lambda r: jenkins_values(args, dict(r or {})))
         chart = k8s.helm.v4.Chart(
             f"{name}-chart",
-            chart=CHART,
+            **chart_source(CHART, CHART_REPO, args.charts_dir),
             name=RELEASE,
             version=CHART_VERSION,
             namespace=NAMESPACE,
-            repository_opts={"repo": CHART_REPO},
             values=values,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, admin, agent_sa]),
         )

@@ -61,7 +61,9 @@ class Cluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     """Kubeconfig (secret). Cloud clusters use the exec credential plugin, so it is stable between runs."""
     registry_url: pulumi.Output[str]
-    """Where this cluster's images are pushed (ECR / Artifact Registry / local)."""
+    """Prefix of this cluster's image repositories: ``<registry_url>/<service>`` is where its nodes pull a
+    service from (ECR ``<host>/<cluster>``, Artifact Registry ``<host>/<project>/<repo>``; empty for kind,
+    which has no registry)."""
     workload_identity: pulumi.Output[dict[str, str]]
     """How pods get cloud credentials: {"type": "irsa"|"workload-identity"|"none", ...}."""
     node_cpu_millicores: pulumi.Output[int]

@@ -414,7 +414,8 @@ class EksCluster(Cluster):
         self.kms_key_arn = key.arn
         self._finish(
             name=name, cloud="aws", region=region, zones=zones, endpoint=cluster.endpoint,
-            kubeconfig=kubeconfig, registry_url=ecr_registry_url(self.account_id, region),
+            # The prefix of this cluster's ECR repositories (``<cluster>/<service>``, see ServiceImage).
+            kubeconfig=kubeconfig, registry_url=f"{ecr_registry_url(self.account_id, region)}/{name}",
             workload_identity={"type": "irsa", "oidc_provider_arn": oidc.arn, "oidc_issuer_url": issuer},
             capacity=pools_capacity(args.node_pools),
             extra_outputs={

@@ -105,7 +105,8 @@ class LocalCluster(Cluster):
         endpoint = read.stdout.apply(_server_of)
         self._finish(
             name=name, cloud="local", region="local", zones=["local"], endpoint=endpoint,
-            kubeconfig=kubeconfig, registry_url="kind.local",
+            # kind has no registry (images are loaded into the nodes): nothing can be pushed for it.
+            kubeconfig=kubeconfig, registry_url="",
             workload_identity={"type": "none"},
             capacity=NodeCapacity(cpu_millicores(args.node_cpu), memory_mib(args.node_memory)),
         )

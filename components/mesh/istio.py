@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from cnplatform.charts import chart_source
 from cnplatform.mesh import values as v
 from cnplatform.manifests import custom_resource
 from cnplatform.mesh._resources import MESH_LABELS, child_opts, metadata
@@ -74,6 +75,8 @@ class IstioMeshArgs:
     """``ALLOW_ANY`` or ``REGISTRY_ONLY`` (egress only to hosts in the registry / ServiceEntries)."""
     hold_application_until_proxy_starts: bool = True
     """Start app containers only once the sidecar is ready."""
+    charts_dir: Optional[str] = None
+    """Directory of unpacked charts (air-gapped installs): each chart is loaded from ``<charts_dir>/istio-<chart>`` (``istiod``: ``<charts_dir>/istiod``) instead of the repository."""
     gateway_replicas: int = 1
     """Ingress (and east-west) gateway replicas / HPA minimum; > 1 also renders a PodDisruptionBudget."""
     gateway_autoscale_max: int = 1
@@ -308,6 +311,7 @@ class IstioMesh(pulumi.ComponentResource):
         self.namespace = ns_name
         self.gateway_name = public_gateway_name(ns_name)
         self.tls_secret_name = args.tls_secret_name
+        self._charts_dir = args.charts_dir
         self.ingress_gateway_principal = ingress_gateway_principal(args.trust_domain, ns_name)
         self.ingress_gateway_labels = dict(v.INGRESS_GATEWAY_LABELS)
         self.east_west_gateway_labels = dict(v.EASTWEST_GATEWAY_LABELS)
@@ -397,8 +401,8 @@ class IstioMesh(pulumi.ComponentResource):
         return k8s.helm.v4.Chart(
             f"{name}-{release}",
             k8s.helm.v4.ChartArgs(
-                chart=chart, name=release, version=v.ISTIO_VERSION, namespace=namespace_name,
-                repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=v.ISTIO_REPO), values=values),
+                **chart_source(chart, v.ISTIO_REPO, self._charts_dir, chart if chart == "istiod" else f"istio-{chart}"),
+                name=release, version=v.ISTIO_VERSION, namespace=namespace_name, values=values),
             opts=child_opts(self, deps, *after))
 
     def _network_policy(self, name: str, doc: dict, deps: list, namespace: pulumi.Resource) -> None:

@@ -19,6 +19,7 @@ from cnplatform.monitoring.values import (
     GRAFANA_PORT, GRAFANA_SERVICE, GRAFANA_SUBPATH, ISTIO_MTLS_SCRAPE_CLASS, NAMESPACE, POD_SECURITY, RELEASE,
     SCRAPE_SELECTOR, chart_values,
 )
+from cnplatform.charts import chart_source
 from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform.options import inherited_depends_on
 
@@ -58,6 +59,8 @@ class MonitoringStackArgs:
     """Prometheus volume size (a PVC per replica)."""
     storage_class: Optional[str] = None
     """StorageClass of the Prometheus volumes (cluster default when unset)."""
+    charts_dir: Optional[str] = None
+    """Directory of unpacked charts (air-gapped installs): the chart is loaded from ``<charts_dir>/kube-prometheus-stack`` instead of the repository."""
     receivers: list[ReceiverSpec] = field(default_factory=list)
     """Alertmanager receivers."""
     receiver_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -173,9 +176,8 @@ class MonitoringStack(pulumi.ComponentResource):
         )
         self.chart = k8s.helm.v4.Chart(
             f"{name}-{CHART}",
-            chart=CHART,
+            **chart_source(CHART, CHART_REPO, args.charts_dir),
             version=CHART_VERSION,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=CHART_REPO),
             name=RELEASE,
             namespace=NAMESPACE,
             values=values,

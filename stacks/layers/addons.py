@@ -6,6 +6,8 @@ depend on it, or on its ``chart``, for anything using cert-manager's CRDs) and
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from cnplatform.addons.cert_manager import (
     ISSUER_ACME,
     ISSUER_CA,
@@ -35,8 +37,9 @@ def wants_metrics_server(cfg: StackConfig, cluster_cfg: ClusterConfig) -> bool:
     return cfg.addons.metrics_server and cluster_cfg.cloud in METRICS_SERVER_CLOUDS
 
 
-def metrics_server_args(cloud: str, tier: str) -> MetricsServerArgs:
+def metrics_server_args(cloud: str, tier: str, charts_dir: Optional[str] = None) -> MetricsServerArgs:
     return MetricsServerArgs(
+        charts_dir=charts_dir,
         # HA in prod: two replicas, PodDisruptionBudget, spread (HPAs stall while the metrics API is down).
         replicas=2 if tier == "prod" else 1,
         # kind only: kind's kubelets serve self-signed certificates that are not signed by the
@@ -66,6 +69,7 @@ def cert_manager_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> CertManag
         acme_email=cm.acme_email,
         acme_server=cm.acme_server,
         acme_ingress_class=cm.acme_ingress_class,
+        charts_dir=cfg.charts_dir,
     )
 
 
@@ -73,7 +77,8 @@ def deploy(ctx) -> None:
     cfg, cluster_cfg = ctx.cfg, ctx.cluster_cfg
     if wants_metrics_server(cfg, cluster_cfg):
         ctx.parts["metrics_server"] = MetricsServer(
-            f"{ctx.name}-metrics-server", metrics_server_args(cluster_cfg.cloud, cfg.tier), opts=ctx.k8s_opts())
+            f"{ctx.name}-metrics-server", metrics_server_args(cluster_cfg.cloud, cfg.tier, cfg.charts_dir),
+            opts=ctx.k8s_opts())
     if cfg.addons.cert_manager.enabled:
         cert_manager = CertManager(f"{ctx.name}-cert-manager", cert_manager_args(cfg, cluster_cfg),
                                    opts=ctx.k8s_opts())

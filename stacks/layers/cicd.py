@@ -52,16 +52,17 @@ def deploy_plan(cfg, stack: str) -> tuple[list[str], list[str]]:
     return list(stacks), [s for s in cfg.cicd.approval_stacks if s in stacks]
 
 
-def jenkins_args(cfg, cluster_cfg, registry=None, stack: str = "") -> JenkinsArgs:
+def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "") -> JenkinsArgs:
     """The component's inputs for one cluster, from the stack config (tier decides the size)."""
     sizes = TIER_RESOURCES[cfg.tier]
     cicd = cfg.cicd
     deploy_stacks, approval_stacks = deploy_plan(cfg, stack)
     return JenkinsArgs(
         services=[s.name for s in cfg.services],
+        charts_dir=cfg.charts_dir,
         repo_url=cicd.repo_url,
         branch=cicd.branch,
-        registry=registry,
+        registries=registries if registries is not None else {},
         deploy_stacks=deploy_stacks,
         approval_stacks=approval_stacks,
         admin_user=cicd.admin_user,
@@ -83,8 +84,9 @@ def deploy(ctx) -> None:
         raise ValueError(f"cicd.cluster: unknown cluster {cfg.cicd.cluster!r} (clusters: {', '.join(names)})")
     if ctx.name != jenkins_cluster(cfg):
         return
-    registry = cfg.cicd.registry or ctx.cluster.registry_url
-    args = jenkins_args(cfg, ctx.cluster_cfg, registry, pulumi.get_stack())
+    registries = ({c.name: cfg.cicd.registry for c in cfg.clusters} if cfg.cicd.registry
+                  else ctx.shared["registries"])
+    args = jenkins_args(cfg, ctx.cluster_cfg, registries, pulumi.get_stack())
     jenkins = Jenkins(f"{ctx.name}-jenkins", args, opts=ctx.k8s_opts())
     ctx.parts["cicd"] = jenkins
     ctx.outputs["jenkins"] = {"namespace": jenkins.namespace, "url": jenkins.url,

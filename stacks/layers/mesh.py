@@ -94,6 +94,7 @@ def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
     local = cluster_cfg.cloud == "local"
     args = IstioMeshArgs(
         cluster_name=cluster_cfg.name,
+        charts_dir=cfg.charts_dir,
         network=network_of(cluster_cfg),
         mesh_id=cfg.mesh.mesh_id,
         **TIER_SIZING[cfg.tier],

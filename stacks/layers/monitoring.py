@@ -45,7 +45,7 @@ def monitoring_args(cfg, cluster_cfg, receiver_secrets: dict | None = None) -> M
         for s in cfg.services_on(cluster_cfg.name)
     ]
     return MonitoringStackArgs(
-        cluster=cluster_cfg.name, cloud=cluster_cfg.cloud, tier=cfg.tier,
+        cluster=cluster_cfg.name, cloud=cluster_cfg.cloud, tier=cfg.tier, charts_dir=cfg.charts_dir,
         retention=mon.retention, storage=mon.storage, storage_class=mon.storage_class,
         receivers=receiver_specs(cfg), receiver_secrets=dict(receiver_secrets or {}),
         services=services, latency_buckets=list(DEFAULT_LATENCY_BUCKETS),

@@ -88,8 +88,8 @@ def _artifact_repository(ctx) -> ArtifactRepository:
 
 def _image(ctx, svc) -> tuple[Any, list[pulumi.Resource]]:
     """(image reference the Deployment runs, resources to wait for): the configured image, or a build."""
-    if svc.image:
-        return svc.image, []
+    if svc.image_for(ctx.name):
+        return svc.image_for(ctx.name), []
     cc = ctx.cluster_cfg
     context, dockerfile = build_context(svc.build)
     args = ServiceImageArgs(
