@@ -412,6 +412,9 @@ class CicdConfig(Strict):
     #: Container registry prefix the pipelines push to for every cluster (default: each cluster's own
     #: registry, so each cluster pulls from a registry its nodes can reach).
     registry: Optional[str] = None
+    #: Image of the preview/deploy agents (ci/images/deploy/Dockerfile: Pulumi CLI + aws +
+    #: gke-gcloud-auth-plugin, the kubeconfigs' exec plugins), pinned by digest.
+    deploy_image: Optional[str] = None
     #: Cluster Jenkins runs on (default: the stack's first cluster): one Jenkins per stack.
     cluster: Optional[str] = None
     #: Stacks this Jenkins deploys on ``branch``, in order (``pulumi up``), e.g. [dev, staging, prod]

@@ -484,3 +484,26 @@ def test_jenkinsfile_pushes_per_cluster_registry_by_unique_tag():
 def test_dev_stack_raw_has_cicd():
     assert stack_raw("dev")[0]["cicd"]["enabled"] is True
     assert objects(capture_stack("dev"), "Namespace", "dev")
+
+
+def test_deploy_image_has_every_exec_plugin_the_kubeconfigs_run():
+    """The deploy agents run `pulumi up` with the clusters' kubeconfigs: each exec command they name
+    must be installed in the deploy image (issue #15 item 4)."""
+    from cnplatform.cluster.eks import eks_kubeconfig
+    from cnplatform.cluster.gke import gke_kubeconfig
+
+    commands = {yaml.safe_load(k)["users"][0]["user"]["exec"]["command"] for k in (
+        eks_kubeconfig("c", "https://x", "Y2E=", "us-east-1"), gke_kubeconfig("c", "1.2.3.4", "Y2E="))}
+    assert commands == {"aws", "gke-gcloud-auth-plugin"}
+    dockerfile = (ROOT / "ci/images/deploy/Dockerfile").read_text()
+    installs = {"aws": r"pip install[^\n]*\bawscli==", "gke-gcloud-auth-plugin":
+                r"apt-get install[^\n]*\bgoogle-cloud-cli-gke-gcloud-auth-plugin\b"}
+    assert set(installs) == commands
+    for command, pattern in installs.items():
+        assert re.search(pattern, dockerfile), f"ci/images/deploy/Dockerfile does not install {command}"
+    base = re.search(r"^FROM (\S+)", dockerfile, re.M).group(1)
+    pod = yaml.safe_load((ROOT / "ci/jenkins/pods/deploy.yaml").read_text())
+    assert base == next(c["image"] for c in pod["spec"]["containers"] if c["name"] == "pulumi")
+    # The Jenkinsfile swaps in cicd.deploy_image, and refuses to deploy without it.
+    text = (ROOT / "Jenkinsfile").read_text()
+    assert "env.DEPLOY_IMAGE" in text and "cicd.deploy_image is not set" in text

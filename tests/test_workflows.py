@@ -108,3 +108,26 @@ def test_plan_diff_renders_base_and_head_without_credentials():
     assert comment and comment[0]["with"]["path"] == "plan-diff.md"
     text = (WORKFLOWS / "plan-diff.yml").read_text()
     assert "aws-actions" not in text and "google-github-actions" not in text and "PULUMI_ACCESS_TOKEN" not in text
+
+
+def test_make_up_scopes_the_local_backend_and_never_logs_in(tmp_path):
+    """`pulumi login file://...` would switch the user's global backend (issue #15 item 10)."""
+    import os
+    import stat
+    import subprocess
+
+    log = tmp_path / "calls.log"
+    for tool in ("pulumi", "docker", "kind", "kubectl"):
+        script = tmp_path / tool
+        script.write_text(f'#!/bin/sh\necho "{tool} $* BACKEND=$PULUMI_BACKEND_URL" >> {log}\n'
+                          + ('[ "$1" = version ] && echo "kind v0.31.0 go1.24 linux/amd64"\n' if tool == "kind" else "")
+                          + "exit 0\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    env.pop("PULUMI_BACKEND_URL", None)
+    proc = subprocess.run(["make", "-o", ".venv/.installed", "up"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = [line for line in log.read_text().splitlines() if line.startswith("pulumi ")]
+    assert calls and not any(line.startswith("pulumi login") for line in calls)
+    assert all(f"BACKEND=file://{ROOT}/.pulumi-state" in line for line in calls), calls

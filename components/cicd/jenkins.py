@@ -85,6 +85,9 @@ class JenkinsArgs:
     registries: pulumi.Input[dict[str, str]] = field(default_factory=dict)
     """Per cluster the pipelines deploy to, the registry prefix its nodes pull from (``REGISTRIES`` in
     every build, as ``cluster=prefix`` words): each image is pushed to every one, by digest."""
+    deploy_image: Optional[str] = None
+    """Image of the preview/deploy agents: the Pulumi CLI plus the exec credential plugins of the
+    clusters' kubeconfigs (built from ci/images/deploy/Dockerfile). Required when ``deploy_stacks``."""
     deploy_stacks: list[str] = field(default_factory=list)
     """Pulumi stacks the deploy branch deploys to, in order (none: test, build and preview only)."""
     approval_stacks: list[str] = field(default_factory=lambda: ["prod"])
@@ -288,6 +291,7 @@ def jcasc_scripts(args: JenkinsArgs, registries: Optional[dict[str, str]] = None
     cloud = {"jenkins": {"clouds": [kubernetes_cloud()]}}
     env = {"jenkins": {"globalNodeProperties": [{"envVars": {"env": [
         {"key": "REGISTRIES", "value": registries_env(registries or {})},
+        {"key": "DEPLOY_IMAGE", "value": args.deploy_image or ""},
         {"key": "DEPLOY_BRANCH", "value": args.branch},
         {"key": "DEPLOY_STACKS", "value": " ".join(args.deploy_stacks)},
         {"key": "APPROVAL_STACKS", "value": " ".join(args.approval_stacks)},

@@ -63,6 +63,7 @@ def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "") -> JenkinsA
         repo_url=cicd.repo_url,
         branch=cicd.branch,
         registries=registries if registries is not None else {},
+        deploy_image=cicd.deploy_image,
         deploy_stacks=deploy_stacks,
         approval_stacks=approval_stacks,
         admin_user=cicd.admin_user,
