@@ -437,3 +437,26 @@ def test_components_have_type_tokens_and_inferable_schemas():
         schema = analyzer.analyze_component(component)
         assert inputs <= set(schema.inputs) and set(schema.outputs) == outputs
         assert all(p.description for p in schema.inputs.values())
+
+
+def test_cert_manager_webhooks_wait_for_the_injected_ca():
+    """On a first `pulumi up` the ClusterIssuers must not reach the webhook before cainjector has
+    injected its CA (x509 error) (issue #15 item 8): the chart's webhook configurations wait for it."""
+    import pulumi
+
+    from cnplatform.addons.cert_manager import CA_BUNDLE_WAIT, WEBHOOK_TYPES, wait_for_ca_injection
+
+    hook = {"metadata": {"name": "cert-manager-webhook", "annotations": {"cert-manager.io/inject-ca-from-secret":
+                                                                         "cert-manager/cert-manager-webhook-ca"}},
+            "webhooks": [{"name": "webhook.cert-manager.io", "clientConfig": {"service": {"name": "w"}}}]}
+    for type_ in WEBHOOK_TYPES:
+        args = pulumi.ResourceTransformArgs(custom=True, type_=type_, name="w", props=hook,
+                                            opts=pulumi.ResourceOptions())
+        result = wait_for_ca_injection(args)
+        annotations = result.props["metadata"]["annotations"]
+        assert annotations["pulumi.com/waitFor"] == CA_BUNDLE_WAIT == "jsonpath={.webhooks[0].clientConfig.caBundle}"
+        assert "cert-manager.io/inject-ca-from-secret" in annotations  # the chart's own annotations stay
+    other = pulumi.ResourceTransformArgs(custom=True, type_="kubernetes:apps/v1:Deployment", name="d",
+                                         props={"metadata": {}}, opts=pulumi.ResourceOptions())
+    assert wait_for_ca_injection(other) is None
+    assert "pulumi.com/waitFor" not in hook["metadata"]["annotations"]  # the input is not mutated

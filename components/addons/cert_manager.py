@@ -106,10 +106,31 @@ def cert_manager_values(replicas: int) -> dict:
         **deployment("controller"),
         "webhook": deployment("webhook"),
         "cainjector": deployment("cainjector"),
-        # A post-install Helm hook: helm.v4.Chart drops hooks, and Pulumi already waits for the
-        # webhook Deployment to be ready before any custom resource that depends on the chart.
+        # A post-install Helm hook, which helm.v4.Chart does not run as one: instead the chart's webhook
+        # configurations wait for cainjector's CA (wait_for_ca_injection), so the issuers that depend
+        # on the chart are sent once the webhook can be called.
         "startupapicheck": {"enabled": False},
     }
+
+
+#: Webhook configurations whose CA cainjector injects: Pulumi waits until the caBundle is there.
+WEBHOOK_TYPES = ("kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration",
+                 "kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration")
+CA_BUNDLE_WAIT = "jsonpath={.webhooks[0].clientConfig.caBundle}"
+
+
+def wait_for_ca_injection(args: pulumi.ResourceTransformArgs) -> Optional[pulumi.ResourceTransformResult]:
+    """Transform of the chart's children: its webhook configurations are ready only once cainjector has
+    injected the CA (``pulumi.com/waitFor``). The Deployments being ready is not enough: a ClusterIssuer
+    sent before the injection fails the webhook call with an x509 error on a first ``pulumi up``
+    (startupapicheck, the chart's own wait, is a Helm hook that helm.v4.Chart does not run)."""
+    if args.type_ not in WEBHOOK_TYPES:
+        return None
+    props = dict(args.props)
+    metadata = dict(props.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), "pulumi.com/waitFor": CA_BUNDLE_WAIT}
+    props["metadata"] = metadata
+    return pulumi.ResourceTransformResult(props=props, opts=args.opts)
 
 
 def deployment_resources(values: dict) -> dict[str, tuple[int, dict]]:
@@ -195,7 +216,7 @@ class CertManager(pulumi.ComponentResource):
             name=RELEASE,
             namespace=args.namespace,
             values=cert_manager_values(args.replicas),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, ns]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, ns], transforms=[wait_for_ca_injection]),
         )
         self.issuers: list[k8s.apiextensions.CustomResource] = []
         for manifest in manifests:
