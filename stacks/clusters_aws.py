@@ -17,6 +17,7 @@ def eks_args(cfg: StackConfig, cluster: ClusterConfig) -> EksClusterArgs:
         region=cluster.region, kubernetes_version=cluster.kubernetes_version, zones=list(cluster.zones),
         vpc_cidr=aws.vpc_cidr, nat_per_zone=aws.nat_per_zone if aws.nat_per_zone is not None else prod,
         public_access_cidrs=list(aws.public_access_cidrs), admin_role_arns=list(aws.admin_role_arns),
+        deployer_role_arns=list(aws.deployer_role_arns),
         system_machine_type=aws.system_machine_type, system_min_size=aws.system_min_size,
         system_max_size=max(aws.system_max_size, aws.system_min_size), node_pools=node_pools(cluster),
         log_retention_days=aws.log_retention_days, deletion_protection=cfg.protect,

@@ -103,6 +103,9 @@ class AwsClusterOptions(Strict):
     public_access_cidrs: list[str] = ["203.0.113.0/24"]
     #: IAM principals (role ARNs) granted cluster-admin through access entries.
     admin_role_arns: list[str] = []
+    #: IAM roles that run `pulumi up` (CI deploy role, workstation role): cluster-admin from the first up.
+    #: Required: the cluster creator is never an implicit admin (that would replace the cluster later).
+    deployer_role_arns: list[str] = []
     system_machine_type: str = "t3.large"
     #: The tainted system node group (CoreDNS, Karpenter): 2+ nodes so the controller spreads over zones.
     system_min_size: int = Field(2, ge=1)
@@ -637,6 +640,13 @@ def _cross_errors(raw: dict) -> list[tuple[str, str]]:
                 errors.append((f"{key}[{i}].name", f"duplicate name {n!r} (also {key}[{seen[n]}])"))
             seen.setdefault(n, i)
 
+    for i, cluster in enumerate(raw.get("clusters") or []):
+        aws = cluster.get("aws") if isinstance(cluster, dict) else None
+        if isinstance(cluster, dict) and cluster.get("cloud") == "aws" and not (
+                isinstance(aws, dict) and (aws.get("deployer_role_arns") or aws.get("admin_role_arns"))):
+            errors.append((f"clusters[{i}].aws.deployer_role_arns", (
+                "an EKS cluster needs the IAM role that runs `pulumi up` (CI) as an access entry from the first "
+                "up: e.g. [arn:aws:iam::<account>:role/<deploy-role>] (the creator is not an implicit admin)")))
     services = set(n for n in names("services") if n)
     clusters = set(n for n in names("clusters") if n)
     declared_ns = set(n for n in names("namespaces") if n) if "namespaces" in raw else {"shop"}

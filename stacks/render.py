@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from collections import Counter, defaultdict
@@ -119,7 +120,8 @@ def render(capture: Capture, out: Path) -> dict[str, Counter]:
         counts = Counter(e["chart"] for e in entries)
         for entry in sorted(entries, key=lambda e: e["name"]):
             values = entry.pop("_values")
-            stem = entry["chart"] if counts[entry["chart"]] == 1 else f"{entry['chart']}.{entry['name']}"
+            chart = os.path.basename(entry["chart"])  # a local chart directory (charts_dir) by its name
+            stem = chart if counts[entry["chart"]] == 1 else f"{chart}.{entry['name']}"
             entry["valuesFile"] = f"{stem}.yaml"
             files[out / "helm" / cluster / entry["valuesFile"]] = dump_yaml(values)
         files[out / "helm" / cluster / "charts.json"] = json.dumps(

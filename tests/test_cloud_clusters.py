@@ -24,8 +24,10 @@ IDENTITY_KEYS = {"none": set(), "irsa": {"oidc_provider_arn", "oidc_issuer_url"}
 INTERFACE = ("cluster_name", "cloud", "region", "zones", "endpoint", "kubeconfig", "registry_url",
              "workload_identity", "node_cpu_millicores", "node_memory_mib")
 
+DEPLOYER = "arn:aws:iam::123456789012:role/deploy"
 EKS = {"name": "shop-eks", "cloud": "aws", "region": "eu-central-1", "kubernetes_version": "1.35",
-       "node_pools": [{"name": "workload", "machine_type": "m6i.large", "min_size": 2, "max_size": 6}]}
+       "node_pools": [{"name": "workload", "machine_type": "m6i.large", "min_size": 2, "max_size": 6}],
+       "aws": {"deployer_role_arns": [DEPLOYER]}}
 GKE = {"name": "shop-gke", "cloud": "gcp", "region": "europe-west1", "kubernetes_version": "1.35",
        "node_pools": [{"name": "workload", "machine_type": "e2-standard-4", "min_size": 1, "max_size": 4}],
        "gcp": {"project": "acme-test"}}
@@ -474,3 +476,25 @@ def test_no_webhook_rule_when_nothing_listens_outside_the_open_ports():
     raw["mesh"] = {"enabled": False}
     cap = run_cluster(raw)[0]
     assert not [r for r in cap.by_type("gcp:compute/firewall:Firewall") if "webhooks" in r.name]
+
+
+def test_eks_admins_are_declared_from_the_first_up_and_never_flip_the_bootstrap(eks_run):
+    """Adding admin roles later must not flip bootstrap_cluster_creator_admin_permissions, which
+    replaces a protected cluster (issue #15 item 9): it is always false, the deployer has an entry."""
+    cap = eks_run[0]
+    cluster = inputs(one(cap, "aws:eks/cluster:Cluster"))
+    assert cluster["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is False
+    entries = [inputs(r)["principalArn"] for r in cap.by_type("aws:eks/accessEntry:AccessEntry")
+               if inputs(r)["type"] == "STANDARD"]
+    assert entries == [DEPLOYER]
+    more = run_cluster(stack_raw("staging", {**EKS, "aws": {"deployer_role_arns": [DEPLOYER],
+                                                             "admin_role_arns": ["arn:aws:iam::1:role/a"]}}))[0]
+    assert inputs(one(more, "aws:eks/cluster:Cluster"))["accessConfig"] == cluster["accessConfig"]
+
+
+def test_an_eks_cluster_without_a_deployer_role_is_a_config_error():
+    from stacks.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse_config(stack_raw("staging", {k: v for k, v in EKS.items() if k != "aws"}))
+    assert "clusters[0].aws.deployer_role_arns" in str(err.value)

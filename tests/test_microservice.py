@@ -174,7 +174,7 @@ def test_three_replicas_without_autoscaling_sets_replicas():
 
 PROD = {
     "tier": "prod",
-    "clusters": [{"name": "p", "cloud": "aws", "region": "eu-west-1",
+    "clusters": [{"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::1:role/d"]},
                   "node_pools": [{"name": "w", "machine_type": "m6i.xlarge", "min_size": 3, "max_size": 6}]}],
     "services": [{"name": "api", "image": "ghcr.io/acme/api@sha256:" + "a" * 64},
                  {"name": "web", "image": "ghcr.io/acme/web@sha256:" + "b" * 64, "calls": ["api"]}],

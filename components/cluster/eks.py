@@ -66,7 +66,11 @@ class EksClusterArgs:
     public_access_cidrs: list[str] = field(default_factory=lambda: ["203.0.113.0/24"])
     """CIDRs allowed to reach the public API endpoint (private endpoint access is always on)."""
     admin_role_arns: list[str] = field(default_factory=list)
-    """IAM role ARNs granted cluster-admin via access entries (when empty, the creator is bootstrapped as admin)."""
+    """IAM role ARNs of people granted cluster-admin via access entries."""
+    deployer_role_arns: list[str] = field(default_factory=list)
+    """IAM role ARNs that run ``pulumi up`` (the CI deploy role, a workstation role): cluster-admin
+    access entries from the first ``up``. The creator is never bootstrapped implicitly: that setting
+    cannot change without replacing the cluster, so every admin is declared here from the start."""
     system_machine_type: str = "t3.large"
     """Instance type of the tainted ``system`` node group (CoreDNS, Karpenter)."""
     system_min_size: int = 2
@@ -105,6 +109,11 @@ def addon_versions(kubernetes_version: str, overrides: Optional[dict[str, str]] 
         raise ValueError(f"no pinned EKS add-on versions for Kubernetes {kubernetes_version}: "
                          f"add them to ADDON_VERSIONS (known: {', '.join(sorted(ADDON_VERSIONS))})")
     return {**ADDON_VERSIONS[kubernetes_version], **(overrides or {})}
+
+
+def admin_principals(args: EksClusterArgs) -> list[str]:
+    """Every principal with cluster-admin: deployers first (their entries never move), then people."""
+    return list(dict.fromkeys([*args.deployer_role_arns, *args.admin_role_arns]))
 
 
 def subnet_tags(cluster: str, public: bool) -> dict[str, str]:
@@ -298,8 +307,8 @@ class EksCluster(Cluster):
             },
             access_config={
                 "authentication_mode": "API",
-                # Admins come from access entries; only without any does the creator get bootstrapped.
-                "bootstrap_cluster_creator_admin_permissions": not args.admin_role_arns,
+                # Constant: flipping it replaces the cluster. Admins are access entries (admin + deployer roles).
+                "bootstrap_cluster_creator_admin_permissions": False,
             },
             encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=CONTROL_PLANE_LOGS,
@@ -320,7 +329,7 @@ class EksCluster(Cluster):
                                              thumbprint_lists=EKS_OIDC_THUMBPRINTS, opts=child)
 
         # ------------------------------------------------------------------------ access entries
-        for i, arn in enumerate(args.admin_role_arns):
+        for i, arn in enumerate(admin_principals(args)):
             entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn,
                                         type="STANDARD", region=region, opts=child)
             aws.eks.AccessPolicyAssociation(
