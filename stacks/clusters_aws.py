@@ -10,14 +10,14 @@ from stacks.clusters import node_pools
 from stacks.config import ClusterConfig, StackConfig
 
 
-def eks_args(cfg: StackConfig, cluster: ClusterConfig) -> EksClusterArgs:
+def eks_args(cfg: StackConfig, cluster: ClusterConfig, api_clients=()) -> EksClusterArgs:
     aws = cluster.aws
     prod = cfg.tier == "prod"
     return EksClusterArgs(
         region=cluster.region, kubernetes_version=cluster.kubernetes_version, zones=list(cluster.zones),
         vpc_cidr=aws.vpc_cidr, nat_per_zone=aws.nat_per_zone if aws.nat_per_zone is not None else prod,
         public_access_cidrs=list(aws.public_access_cidrs), admin_role_arns=list(aws.admin_role_arns),
-        deployer_role_arns=list(aws.deployer_role_arns),
+        deployer_role_arns=list(aws.deployer_role_arns), api_clients=api_clients,
         system_machine_type=aws.system_machine_type, system_min_size=aws.system_min_size,
         system_max_size=max(aws.system_max_size, aws.system_min_size), node_pools=node_pools(cluster),
         log_retention_days=aws.log_retention_days, deletion_protection=cfg.protect,
@@ -25,8 +25,9 @@ def eks_args(cfg: StackConfig, cluster: ClusterConfig) -> EksClusterArgs:
     )
 
 
-def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.ResourceOptions]) -> EksCluster:
-    eks = EksCluster(cluster.name, eks_args(cfg, cluster), opts)
+def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.ResourceOptions],
+           api_clients=()) -> EksCluster:
+    eks = EksCluster(cluster.name, eks_args(cfg, cluster, api_clients), opts)
     karpenter = cfg.addons.karpenter
     if karpenter.enabled:
         from cnplatform.cluster.karpenter import Karpenter, KarpenterArgs

@@ -10,7 +10,7 @@ from stacks.clusters import control_plane_ports, node_pools
 from stacks.config import ClusterConfig, StackConfig
 
 
-def gke_args(cfg: StackConfig, cluster: ClusterConfig) -> GkeClusterArgs:
+def gke_args(cfg: StackConfig, cluster: ClusterConfig, api_clients=()) -> GkeClusterArgs:
     gcp = cluster.gcp
     return GkeClusterArgs(
         project=gcp.project, region=cluster.region, zones=list(cluster.zones),
@@ -22,8 +22,10 @@ def gke_args(cfg: StackConfig, cluster: ClusterConfig) -> GkeClusterArgs:
         auto_provisioning=gcp.auto_provisioning, auto_provisioning_max_cpu=gcp.auto_provisioning_max_cpu,
         auto_provisioning_max_memory_gb=gcp.auto_provisioning_max_memory_gb, deletion_protection=cfg.protect,
         labels={"cnplatform-tier": cfg.tier}, control_plane_ports=control_plane_ports(cfg),
+        api_clients=api_clients, nat_addresses=2 if cfg.tier == "prod" else 1,
     )
 
 
-def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.ResourceOptions]) -> GkeCluster:
-    return GkeCluster(cluster.name, gke_args(cfg, cluster), opts)
+def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.ResourceOptions],
+           api_clients=()) -> GkeCluster:
+    return GkeCluster(cluster.name, gke_args(cfg, cluster, api_clients), opts)

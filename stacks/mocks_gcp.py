@@ -147,6 +147,15 @@ def _client_config(args: dict) -> dict:
             "region": "europe-west1", "zone": "europe-west1-b", "defaultLabels": {}}
 
 
+@mock_output("gcp:compute/address:Address")
+def _address(name: str, inputs: dict) -> dict:
+    """A static external IPv4 (documentation range 203.0.113.0/24 is the operators'; use 192.0.2.0/24)."""
+    h = int(_hex(name, 4), 16)
+    return {"address": f"192.0.2.{h % 250 + 1}",
+            "selfLink": f"https://www.googleapis.com/compute/v1/projects/{_project(inputs)}/regions/"
+                        f"{inputs.get('region', 'r')}/addresses/{inputs.get('name', name)}"}
+
+
 @mock_output("gcp:compute/globalAddress:GlobalAddress")
 def _global_address(name: str, inputs: dict) -> dict:
     project, address = _project(inputs), inputs.get("name") or name

@@ -5,6 +5,7 @@ of ``stacks.layers`` with ``deploy(ctx)``; layers share what later layers need t
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ import pulumi
 
 from cnplatform.cluster.base import Cluster
 from cnplatform.cluster.baseline import ClusterBaseline, ClusterBaselineArgs, NamespaceSpec
-from stacks.clusters import create_cluster
+from stacks.clusters import api_client_clusters, create_cluster
 from stacks.config import ClusterConfig, StackConfig
 
 #: Layers after cluster + baseline, in order. Each is ``stacks.layers.<name>.deploy(ctx)``.
@@ -69,12 +70,26 @@ def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, cluster: Cluster
     return ctx
 
 
+def deferred() -> tuple[pulumi.Output, Any]:
+    """An Output whose value is given later with ``resolve(value_or_output)``: nothing that takes it
+    registers before that, so the engine's order is unchanged."""
+    future = asyncio.get_event_loop().create_future()
+    return pulumi.Output.from_input(future).apply(lambda value: value), future.set_result
+
+
 def build_platform(cfg: StackConfig) -> dict[str, Any]:
     """Create every cluster of the stack, then on each its platform; return the stack outputs.
 
     All clusters come first, so a layer of one cluster can use what every cluster provides (CI pushes
     each image to the registry of every cluster: ``shared["registries"]``)."""
-    created = {c.name: create_cluster(cfg, c) for c in cfg.clusters}
+    # A cluster's API allow-list admits the egress of the peer clusters that read it; those are created
+    # after it, so it takes a deferred value, given once every cluster exists (no cycle between the
+    # resources: the NAT addresses do not depend on any cluster).
+    clients = {c.name: deferred() for c in cfg.clusters}
+    created = {c.name: create_cluster(cfg, c, clients[c.name][0]) for c in cfg.clusters}
+    for name, (_, resolve) in clients.items():
+        peers = [created[p].egress_cidrs for p in api_client_clusters(cfg, name)]
+        resolve(pulumi.Output.all(*peers).apply(lambda lists: sorted({c for cidrs in lists for c in cidrs})))
     shared: dict[str, Any] = {"registries": pulumi.Output.all(**{n: c.registry_url for n, c in created.items()})
                               .apply(lambda urls: {n: u for n, u in urls.items() if u})}
     clusters, kubeconfigs = {}, {}

@@ -215,7 +215,8 @@ def test_eks_control_plane_access_encryption_logs(eks_run):
     assert cluster["version"] == "1.35" and cluster["name"] == "shop-eks"
     vpc = cluster["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is True
-    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+    # The operators' CIDR plus the cluster's own NAT egress (its pods reach the public endpoint through it).
+    assert vpc["publicAccessCidrs"] == sorted({"203.0.113.0/24", *nat_cidrs(cap)["shop-eks"]})
     assert len(vpc["subnetIds"]) == 3 and len(vpc["securityGroupIds"]) == 1
     assert cluster["accessConfig"]["authenticationMode"] == "API"
     assert cluster["encryptionConfig"]["resources"] == ["secrets"]
@@ -328,12 +329,15 @@ def test_gke_network_private_nodes_nat(gke_run):
     assert subnet["privateIpGoogleAccess"] is True
     nat = inputs(one(cap, "gcp:compute/routerNat:RouterNat"))
     assert nat["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
+    # Static addresses (MANUAL_ONLY): the egress peers allow-list must not change under them.
+    assert nat["natIpAllocateOption"] == "MANUAL_ONLY" and len(nat["natIps"]) == 1
     cluster = inputs(one(cap, "gcp:container/cluster:Cluster"))
     assert cluster["networkingMode"] == "VPC_NATIVE"
     assert cluster["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"}
     assert cluster["privateClusterConfig"]["enablePrivateNodes"] is True
     assert cluster["privateClusterConfig"]["masterIpv4CidrBlock"] == "172.16.0.0/28"
-    assert [b["cidrBlock"] for b in cluster["masterAuthorizedNetworksConfig"]["cidrBlocks"]] == ["203.0.113.0/24"]
+    assert [b["cidrBlock"] for b in cluster["masterAuthorizedNetworksConfig"]["cidrBlocks"]] == sorted(
+        {"203.0.113.0/24", *nat_cidrs(cap)["shop-gke"]})
 
 
 def test_gke_security_identity_and_encryption(gke_run):
@@ -498,3 +502,43 @@ def test_an_eks_cluster_without_a_deployer_role_is_a_config_error():
     with pytest.raises(ConfigError) as err:
         parse_config(stack_raw("staging", {k: v for k, v in EKS.items() if k != "aws"}))
     assert "clusters[0].aws.deployer_role_arns" in str(err.value)
+
+
+def nat_cidrs(cap: Capture) -> dict[str, set[str]]:
+    """cluster -> the /32 of each of its NAT addresses (EIPs, Cloud NAT static addresses)."""
+    out: dict[str, set[str]] = {}
+    for reg in cap.by_type("aws:ec2/eip:Eip") + cap.by_type("gcp:compute/address:Address"):
+        ip = reg.outputs.get("publicIp") or reg.outputs.get("address")
+        out.setdefault(cap.cluster_of(reg), set()).add(f"{ip}/32")
+    return out
+
+
+def api_allow_lists(cap: Capture) -> dict[str, set[str]]:
+    out = {}
+    for reg in cap.by_type("aws:eks/cluster:Cluster"):
+        out[reg.name] = set(inputs(reg)["vpcConfig"]["publicAccessCidrs"])
+    for reg in cap.by_type("gcp:container/cluster:Cluster"):
+        out[reg.name] = {b["cidrBlock"] for b in inputs(reg)["masterAuthorizedNetworksConfig"]["cidrBlocks"]}
+    return out
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_api_reachability_matrix(stack):
+    """Every client of each API endpoint is admitted explicitly and nothing else (issue #15 item 9):
+    the operators' CIDRs from config, the cluster's own NAT (Jenkins' `pulumi up` from inside), and the
+    NAT of each peer that reads it (istiod of a multi-cluster mesh, a Jenkins on another cluster)."""
+    from stacks.clusters import api_client_clusters
+
+    cap, cfg = capture_stack(stack), config_of(stack)
+    nats, allowed = nat_cidrs(cap), api_allow_lists(cap)
+    assert set(allowed) == {c.name for c in cfg.clusters} and all(nats.values())
+    for cluster in cfg.clusters:
+        operators = set(cluster.aws.public_access_cidrs if cluster.cloud == "aws"
+                        else cluster.gcp.master_authorized_networks)
+        clients = api_client_clusters(cfg, cluster.name)
+        expected = operators | nats[cluster.name] | {c for peer in clients for c in nats[peer]}
+        assert allowed[cluster.name] == expected, cluster.name
+    if stack == "prod":  # one mesh over EKS and GKE: each reads the other's API
+        assert api_client_clusters(cfg, "prod-eks") == ["prod-gke"]
+        assert api_client_clusters(cfg, "prod-gke") == ["prod-eks"]
+        assert nats["prod-gke"] <= allowed["prod-eks"] and nats["prod-eks"] <= allowed["prod-gke"]

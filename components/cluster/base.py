@@ -66,6 +66,9 @@ class Cluster(pulumi.ComponentResource):
     which has no registry)."""
     workload_identity: pulumi.Output[dict[str, str]]
     """How pods get cloud credentials: {"type": "irsa"|"workload-identity"|"none", ...}."""
+    egress_cidrs: pulumi.Output[list[str]]
+    """Public source addresses (``/32``) of the cluster's outbound traffic (its NAT gateways): what
+    another cluster's API allow-list must admit for pods here to read it (empty for kind)."""
     node_cpu_millicores: pulumi.Output[int]
     """Allocatable CPU of the default node pools at their maximum size."""
     node_memory_mib: pulumi.Output[int]
@@ -81,7 +84,7 @@ class Cluster(pulumi.ComponentResource):
     def _finish(self, *, name: str, cloud: str, region: pulumi.Input[str], zones: pulumi.Input[list[str]],
                 endpoint: pulumi.Input[str], kubeconfig: pulumi.Input[str], registry_url: pulumi.Input[str],
                 workload_identity: pulumi.Input[dict], capacity: NodeCapacity,
-                extra_outputs: Optional[dict] = None) -> None:
+                extra_outputs: Optional[dict] = None, egress_cidrs: pulumi.Input[list[str]] = ()) -> None:
         """Set the interface outputs and register them (called last by subclasses).
 
         ``extra_outputs``: implementation-specific outputs (already set as attributes) registered too.
@@ -95,12 +98,15 @@ class Cluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.registry_url = pulumi.Output.from_input(registry_url)
         self.workload_identity = pulumi.Output.from_input(workload_identity)
+        self.egress_cidrs = pulumi.Output.from_input(list(egress_cidrs) if isinstance(egress_cidrs, tuple)
+                                                     else egress_cidrs)
         self.node_cpu_millicores = pulumi.Output.from_input(capacity.cpu_millicores)
         self.node_memory_mib = pulumi.Output.from_input(capacity.memory_mib)
         self.register_outputs({
             "cluster_name": self.cluster_name, "cloud": self.cloud, "region": self.region,
             "zones": self.zones, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig,
             "registry_url": self.registry_url, "workload_identity": self.workload_identity,
+            "egress_cidrs": self.egress_cidrs,
             "node_cpu_millicores": self.node_cpu_millicores, "node_memory_mib": self.node_memory_mib,
             **(extra_outputs or {}),
         })
@@ -114,6 +120,11 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
             **kwargs,
         )
+
+
+def api_allow_list(*cidr_lists: pulumi.Input[list[str]]) -> pulumi.Output[list[str]]:
+    """One sorted, de-duplicated CIDR list from plain and Output lists (a control-plane allow-list)."""
+    return pulumi.Output.all(*cidr_lists).apply(lambda lists: sorted({c for cidrs in lists for c in (cidrs or [])}))
 
 
 def pools_capacity(pools: list[NodePoolSpec]) -> NodeCapacity:

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from cnplatform.cluster import iam
-from cnplatform.cluster.base import Cluster, NodePoolSpec, exec_kubeconfig, pools_capacity
+from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
 from cnplatform.naming import MANAGED_BY, type_token
 
 #: Control-plane log types shipped to CloudWatch.
@@ -64,7 +64,11 @@ class EksClusterArgs:
     nat_per_zone: bool = True
     """One NAT gateway per zone (zone-independent egress, prod) or one for the VPC (cheaper, staging)."""
     public_access_cidrs: list[str] = field(default_factory=lambda: ["203.0.113.0/24"])
-    """CIDRs allowed to reach the public API endpoint (private endpoint access is always on)."""
+    """CIDRs of operators allowed to reach the public API endpoint (private endpoint access is always on).
+    The cluster's own NAT addresses and ``api_clients`` are added by the component."""
+    api_clients: pulumi.Input[list[str]] = field(default_factory=list)
+    """More CIDRs that read this API from outside the VPC: other clusters' egress (a multi-cluster
+    mesh's istiod, a Jenkins deploying from another cluster)."""
     admin_role_arns: list[str] = field(default_factory=list)
     """IAM role ARNs of people granted cluster-admin via access entries."""
     deployer_role_arns: list[str] = field(default_factory=list)
@@ -224,11 +228,12 @@ class EksCluster(Cluster):
         for zone, subnet in zip(zones, public):
             aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id,
                                           region=region, opts=child)
-        nats = []
+        nats, nat_ips = [], []
         for i in range(nat_gateway_count(len(zones), args.nat_per_zone)):
             zone = zones[i]
             eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", region=region,
                               tags={"Name": f"{name}-nat-{zone}"}, opts=child)
+            nat_ips.append(eip.public_ip.apply(lambda ip: f"{ip}/32"))
             nats.append(aws.ec2.NatGateway(f"{name}-nat-{zone}", allocation_id=eip.allocation_id,
                                            subnet_id=public[i].id, region=region,
                                            tags={"Name": f"{name}-nat-{zone}"}, opts=opts_(igw)))
@@ -303,7 +308,9 @@ class EksCluster(Cluster):
                 "security_group_ids": [control_plane_sg.id],
                 "endpoint_private_access": True,
                 "endpoint_public_access": bool(args.public_access_cidrs),
-                "public_access_cidrs": list(args.public_access_cidrs),
+                # Pods here reach the public endpoint through the NAT gateways (e.g. Jenkins' `pulumi up`),
+                # other clusters through theirs: all are admitted explicitly, nothing else.
+                "public_access_cidrs": api_allow_list(list(args.public_access_cidrs), nat_ips, args.api_clients),
             },
             access_config={
                 "authentication_mode": "API",
@@ -426,7 +433,7 @@ class EksCluster(Cluster):
             # The prefix of this cluster's ECR repositories (``<cluster>/<service>``, see ServiceImage).
             kubeconfig=kubeconfig, registry_url=f"{ecr_registry_url(self.account_id, region)}/{name}",
             workload_identity={"type": "irsa", "oidc_provider_arn": oidc.arn, "oidc_issuer_url": issuer},
-            capacity=pools_capacity(args.node_pools),
+            capacity=pools_capacity(args.node_pools), egress_cidrs=pulumi.Output.all(*nat_ips),
             extra_outputs={
                 "vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids,
                 "public_subnet_ids": self.public_subnet_ids, "vpc_cidr": self.vpc_cidr,

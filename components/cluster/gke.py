@@ -12,7 +12,7 @@ from typing import Optional
 import pulumi
 import pulumi_gcp as gcp
 
-from cnplatform.cluster.base import Cluster, NodePoolSpec, exec_kubeconfig, pools_capacity
+from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
 from cnplatform.naming import MANAGED_BY, type_token
 
 #: The only project roles the node service account gets (logs, metrics, metadata, image pulls).
@@ -61,7 +61,12 @@ class GkeClusterArgs:
     master_cidr: str = "172.16.0.0/28"
     """/28 peered to the control plane (private nodes)."""
     master_authorized_networks: list[str] = field(default_factory=lambda: ["203.0.113.0/24"])
-    """CIDRs allowed to reach the public control-plane endpoint."""
+    """CIDRs of operators allowed to reach the public control-plane endpoint; the cluster's own Cloud NAT
+    addresses and ``api_clients`` are added by the component."""
+    api_clients: pulumi.Input[list[str]] = field(default_factory=list)
+    """More CIDRs that read this API from outside the VPC: other clusters' egress."""
+    nat_addresses: int = 1
+    """Static external addresses of Cloud NAT (allow-listed by peers, so they must not change)."""
     node_pools: list[NodePoolSpec] = field(default_factory=list)
     """Node pools (min/max are totals over the zones)."""
     autoscaling_profile: str = "OPTIMIZE_UTILIZATION"
@@ -210,9 +215,16 @@ class GkeCluster(Cluster):
             opts=child)
         router = gcp.compute.Router(f"{name}-router", name=f"{name}-router", project=project, region=region,
                                     network=network.id, opts=child)
+        # Static NAT addresses: the egress of every pod (Jenkins' `pulumi up` reaching this API by its
+        # public endpoint, istiod reading a peer cluster's API) is a known, allow-listed source.
+        nat_addresses = [gcp.compute.Address(f"{name}-nat-{i}", name=f"{name}-nat-{i}", project=project,
+                                             region=region, address_type="EXTERNAL", opts=child)
+                         for i in range(max(1, args.nat_addresses))]
+        nat_ips = [a.address.apply(lambda ip: f"{ip}/32") for a in nat_addresses]
         gcp.compute.RouterNat(
             f"{name}-nat", name=f"{name}-nat", project=project, region=region, router=router.name,
-            nat_ip_allocate_option="AUTO_ONLY", source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            nat_ip_allocate_option="MANUAL_ONLY", nat_ips=[a.self_link for a in nat_addresses],
+            source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
             log_config={"enable": True, "filter": "ERRORS_ONLY"}, opts=child)
 
         # ---------------------------------------------------------------------- node identity
@@ -260,9 +272,9 @@ class GkeCluster(Cluster):
                                   "services_secondary_range_name": SERVICES_RANGE},
             private_cluster_config={"enable_private_nodes": True, "enable_private_endpoint": False,
                                     "master_ipv4_cidr_block": args.master_cidr},
-            master_authorized_networks_config={"cidr_blocks": [
-                {"cidr_block": cidr, "display_name": f"authorized-{i}"}
-                for i, cidr in enumerate(args.master_authorized_networks)]},
+            master_authorized_networks_config={"cidr_blocks": api_allow_list(
+                list(args.master_authorized_networks), nat_ips, args.api_clients).apply(
+                lambda cidrs: [{"cidr_block": c, "display_name": f"authorized-{i}"} for i, c in enumerate(cidrs)])},
             release_channel={"channel": args.release_channel},
             min_master_version=args.kubernetes_version,
             workload_identity_config={"workload_pool": self.workload_pool},
@@ -320,7 +332,7 @@ class GkeCluster(Cluster):
             endpoint=cluster.endpoint.apply(lambda ip: f"https://{ip}"), kubeconfig=kubeconfig,
             registry_url=registry_url(region, project, args.registry_repository),
             workload_identity={"type": "workload-identity", "pool": self.workload_pool, "project": project},
-            capacity=pools_capacity(args.node_pools),
+            capacity=pools_capacity(args.node_pools), egress_cidrs=pulumi.Output.all(*nat_ips),
             extra_outputs={
                 "network_id": self.network_id, "network_self_link": self.network_self_link,
                 "subnet_id": self.subnet_id, "subnet_self_link": self.subnet_self_link, "project": project,
