@@ -131,3 +131,24 @@ def test_make_up_scopes_the_local_backend_and_never_logs_in(tmp_path):
     calls = [line for line in log.read_text().splitlines() if line.startswith("pulumi ")]
     assert calls and not any(line.startswith("pulumi login") for line in calls)
     assert all(f"BACKEND=file://{ROOT}/.pulumi-state" in line for line in calls), calls
+
+
+def test_check_tools_reports_every_missing_and_old_tool_in_one_pass(tmp_path):
+    import os
+    import stat
+    import subprocess
+
+    kind = tmp_path / "kind"
+    kind.write_text('#!/bin/sh\necho "kind v0.27.0 go1.23 linux/amd64"\n')
+    kind.chmod(kind.stat().st_mode | stat.S_IEXEC)
+    import shutil
+    for tool in ("sed", "sort", "head", "printf"):  # what the recipe uses besides the tools it checks
+        if shutil.which(tool):
+            (tmp_path / tool).symlink_to(shutil.which(tool))
+    make = shutil.which("make")
+    env = {**os.environ, "PATH": str(tmp_path)}  # only the old kind: pulumi, docker, kubectl are missing
+    proc = subprocess.run([make, "-s", "check-tools"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    out = proc.stdout
+    assert "missing: Pulumi CLI" in out and "missing: kubectl" in out
+    assert "too old: kind 0.27.0" in out and "make render STACK=dev" in out
