@@ -59,8 +59,22 @@ def _seq(value: Any) -> Sequence:
     return value if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else ()
 
 
+class ObjectMeta:
+    """``name`` / ``namespace`` of a Kubernetes object from its ``props`` (shared with the pack's K8sObject)."""
+
+    props: Mapping
+
+    @property
+    def name(self) -> str:
+        return str(_map(self.props.get("metadata")).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(_map(self.props.get("metadata")).get("namespace") or "default")
+
+
 @dataclass
-class Res:
+class Res(ObjectMeta):
     """A resource of the stack: what the rules need of a ``pulumi_policy.PolicyResource``."""
 
     type: str
@@ -75,14 +89,6 @@ class Res:
         if len(parts) == 3 and parts[0] == "kubernetes" and not parts[1].startswith(("helm.sh", "yaml")):
             return parts[2]
         return None
-
-    @property
-    def name(self) -> str:
-        return str(_map(self.props.get("metadata")).get("name", ""))
-
-    @property
-    def namespace(self) -> str:
-        return str(_map(self.props.get("metadata")).get("namespace") or "default")
 
     def where(self) -> str:
         ns = _map(self.props.get("metadata")).get("namespace")

@@ -65,8 +65,10 @@ from pulumi_policy import (
 )
 
 try:  # the pack runs with policy/ as its working directory; tests import it as ``policy.*``
+    from cluster_rules import ObjectMeta
     from cluster_rules import stack_policies as cluster_stack_policies
 except ImportError:  # pragma: no cover - depends on how the module is loaded
+    from policy.cluster_rules import ObjectMeta
     from policy.cluster_rules import stack_policies as cluster_stack_policies
 
 PACK_NAME = "cnplatform-guarantees"
@@ -279,20 +281,12 @@ def check_protected(resource_type: str, protect: bool, prod: bool, name: str = "
 
 
 @dataclass
-class K8sObject:
+class K8sObject(ObjectMeta):
     """A Kubernetes object of a stack, as the stack policy sees it."""
 
     urn: str
     kind: str
     props: Mapping
-
-    @property
-    def name(self) -> str:
-        return str(_map(self.props.get("metadata")).get("name", ""))
-
-    @property
-    def namespace(self) -> str:
-        return str(_map(self.props.get("metadata")).get("namespace") or "default")
 
     @property
     def spec(self) -> Mapping:
