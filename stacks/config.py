@@ -11,39 +11,47 @@ import difflib
 import json
 import re
 from functools import cached_property
-from typing import Any, Literal, Optional
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
 
-from cnplatform.quantity import is_quantity, parse_quantity
+from cnplatform import validation as v
+from cnplatform.database.spec import MYSQL_VERSIONS
+from cnplatform.monitoring.values import GRAFANA_SUBPATH
+from cnplatform.quantity import parse_quantity
+from cnplatform.validation import DNS1123_LABEL, ENV_NAME, dns_label, quantity  # noqa: F401 (re-exported)
 from cnplatform.versions import ISTIO_KUBERNETES_RANGE, KUBERNETES_SUPPORTED
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stacks.config_checks import MIN_PROD_REPLICAS, TIER_REPLICAS, cross_errors
 
 PROJECT = "ecommerce-platform"
+ROOT = Path(__file__).resolve().parent.parent
+#: Paths the platform routes on the public gateway besides the services' (ACME is under /.well-known).
+PLATFORM_ROUTES = (GRAFANA_SUBPATH, "/jenkins")
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+def build_dir(value: str) -> str:
+    """A directory under the repository that holds a Dockerfile."""
+    path = Path(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value or any(c.isspace() for c in value):
+        raise ValueError(f"build {value!r} must be a relative path inside the repository (e.g. services/user)")
+    if not (ROOT / path).resolve().is_relative_to(ROOT):
+        raise ValueError(f"build {value!r} leads outside the repository (a symbolic link)")
+    if not (ROOT / path).is_dir():
+        raise ValueError(f"build directory {value!r} does not exist in the repository")
+    if not (ROOT / path / "Dockerfile").is_file():
+        raise ValueError(f"build directory {value!r} has no Dockerfile")
+    return value
+
+#: Typed values checked by the shared rules of ``cnplatform.validation`` (the components use the same).
+Cidr = Annotated[str, AfterValidator(v.cidr)]
+HostName = Annotated[str, AfterValidator(v.hostname)]
+HttpPath = Annotated[str, AfterValidator(v.http_path)]
+PinnedImage = Annotated[str, AfterValidator(lambda x: v.image_reference(x, pinned=True))]
+DigestImage = Annotated[str, AfterValidator(lambda x: v.image_reference(x, digest=True))]
 
 Tier = Literal["dev", "staging", "prod"]
 Cloud = Literal["local", "aws", "gcp"]
-
-#: Replicas per tier when a service does not set them (prod must be >= 3: PDB + zone spread).
-TIER_REPLICAS = {"dev": 1, "staging": 2, "prod": 3}
-MIN_PROD_REPLICAS = 3
-
-
-def dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS-1123 label (lower case letters, digits and '-', "
-            "starting and ending with a letter or digit, at most 63 characters)"
-        )
-    return value
-
-
-def quantity(value: Any) -> str:
-    text = str(value)
-    if not is_quantity(text):
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 250m, 0.5, 512Mi, 2Gi)")
-    return text
 
 
 class Strict(BaseModel):
@@ -86,7 +94,7 @@ class NodePoolConfig(Strict):
 
 class LocalClusterOptions(Strict):
     #: Pinned kind node image (the kind v0.31.0 release image for Kubernetes 1.35; docs/versions.md).
-    node_image: str = (
+    node_image: DigestImage = (
         "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f"
     )
     workers: int = Field(0, ge=0, le=5)
@@ -98,9 +106,11 @@ class LocalClusterOptions(Strict):
 
 
 class AwsClusterOptions(Strict):
-    vpc_cidr: str = "10.0.0.0/16"
-    #: CIDRs allowed to reach the public API endpoint (private access is always on).
-    public_access_cidrs: list[str] = ["203.0.113.0/24"]
+    #: The VPC's range: private (RFC 1918), /16 to /28 (AWS limits).
+    vpc_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 16, 28))] = "10.0.0.0/16"
+    #: CIDRs allowed to reach the public API endpoint (private access is always on). A world-open
+    #: entry (0.0.0.0/0) in prod needs ``allow_world_open_control_plane: true`` on the cluster.
+    public_access_cidrs: list[Cidr] = Field(["203.0.113.0/24"], min_length=1)
     #: IAM principals (role ARNs) granted cluster-admin through access entries.
     admin_role_arns: list[str] = []
     #: IAM roles that run `pulumi up` (CI deploy role, workstation role): cluster-admin from the first up.
@@ -117,19 +127,31 @@ class AwsClusterOptions(Strict):
 
 class GcpClusterOptions(Strict):
     project: str = "my-gcp-project"
-    network_cidr: str = "10.10.0.0/20"
-    pods_cidr: str = "10.20.0.0/14"
-    services_cidr: str = "10.24.0.0/20"
-    master_cidr: str = "172.16.0.0/28"
+    #: Primary range of the subnet (nodes), pods and services secondary ranges: private, not overlapping.
+    network_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 8, 29))] = "10.10.0.0/20"
+    pods_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 8, 24))] = "10.20.0.0/14"
+    services_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 8, 27))] = "10.24.0.0/20"
+    #: The private control plane's range: a private /28 (GKE's rule).
+    master_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 28, 28))] = "172.16.0.0/28"
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
     #: Regional control plane + nodes over the zones; zonal (first zone) when false. Prod is regional.
     regional: Optional[bool] = None
-    master_authorized_networks: list[str] = ["203.0.113.0/24"]
+    #: CIDRs allowed to reach the public control-plane endpoint. A world-open entry (0.0.0.0/0) in prod
+    #: needs ``allow_world_open_control_plane: true`` on the cluster.
+    master_authorized_networks: list[Cidr] = Field(["203.0.113.0/24"], min_length=1)
     autoscaling_profile: Literal["BALANCED", "OPTIMIZE_UTILIZATION"] = "OPTIMIZE_UTILIZATION"
     #: Node auto-provisioning (GKE creates node pools by itself within these limits).
     auto_provisioning: bool = False
     auto_provisioning_max_cpu: int = 64
     auto_provisioning_max_memory_gb: int = 256
+
+    @model_validator(mode="after")
+    def _ranges_disjoint(self) -> "GcpClusterOptions":
+        """network_cidr, pods_cidr, services_cidr and master_cidr do not overlap."""
+        clash = v.overlapping({k: getattr(self, k) for k in ("network_cidr", "pods_cidr", "services_cidr", "master_cidr")})
+        if clash:
+            raise ValueError("; ".join(f"{k}: {m}" for k, m in clash))
+        return self
 
 
 class ClusterConfig(Strict):
@@ -144,6 +166,9 @@ class ClusterConfig(Strict):
     gcp: GcpClusterOptions = GcpClusterOptions()
     #: Istio network name for multi-network meshes (defaults to ``network-<name>``).
     mesh_network: Optional[str] = None
+    #: Explicit opt-in to a control plane reachable from the whole internet (0.0.0.0/0 in
+    #: ``aws.public_access_cidrs`` / ``gcp.master_authorized_networks``), refused in prod without it.
+    allow_world_open_control_plane: bool = False
 
     _name = field_validator("name")(lambda cls, v: dns_label(v))
 
@@ -176,15 +201,40 @@ class ResourceList(Strict):
     _q = field_validator("cpu", "memory", mode="before")(lambda cls, v: quantity(v))
 
 
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+DEFAULT_LIMITS = {"cpu": "500m", "memory": "256Mi"}
+
+
 class Resources(Strict):
-    requests: ResourceList = ResourceList(cpu="100m", memory="128Mi")
-    limits: ResourceList = ResourceList(cpu="500m", memory="256Mi")
+    """Per-pod requests and limits; each key not set keeps its default (a limit not set is at least the request)."""
+
+    requests: ResourceList = ResourceList(**DEFAULT_REQUESTS)
+    limits: ResourceList = ResourceList(**DEFAULT_LIMITS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        """Partial overrides are merged with the defaults (``requests: {memory: 512Mi}`` keeps cpu 100m)."""
+        if not isinstance(data, dict):
+            return data
+        requests, limits = data.get("requests", {}), data.get("limits", {})
+        if not isinstance(requests, dict) or not isinstance(limits, dict):
+            return data
+        requests = {**DEFAULT_REQUESTS, **requests}
+        merged_limits = dict(limits)
+        for key, default in DEFAULT_LIMITS.items():
+            if key not in limits:
+                req = requests.get(key)
+                bigger = v.is_quantity(req) and parse_quantity(req) > parse_quantity(default)
+                merged_limits[key] = str(req) if bigger else default
+        return {**data, "requests": requests, "limits": merged_limits}
 
     @model_validator(mode="after")
     def _limits_cover_requests(self) -> "Resources":
-        for key in ("cpu", "memory"):
-            if parse_quantity(getattr(self.limits, key)) < parse_quantity(getattr(self.requests, key)):
-                raise ValueError(f"limits.{key} is lower than requests.{key}")
+        """Each limit is at least its request."""
+        errors = v.limits_cover_requests(self.requests.model_dump(), self.limits.model_dump(), prefix="")
+        if errors:
+            raise ValueError("; ".join(m for _, m in errors))
         return self
 
 
@@ -192,30 +242,27 @@ class SecretRef(Strict):
     """An environment variable read from a Kubernetes Secret (never a literal)."""
 
     secret: str
-    key: str
+    key: Annotated[str, AfterValidator(v.secret_key)]
     _s = field_validator("secret")(lambda cls, v: dns_label(v))
 
 
 class Exposure(Strict):
     """A public path on the mesh ingress gateway."""
 
-    path: str
-    host: str = "*"
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"path {v!r} must start with '/'")
-        return v
+    #: A prefix, not ``/``, not a platform route (``/metrics``, ``/healthz``, ``/.well-known``, ``/grafana``,
+    #: ``/jenkins``) and not overlapping another service's path on the same host.
+    path: Annotated[str, AfterValidator(lambda x: v.expose_path(x, PLATFORM_ROUTES))]
+    host: HostName = "*"
 
 
 class DatabaseSpec(Strict):
     """A MySQL database owned by the service."""
 
-    name: Optional[str] = None
+    #: Database name (letters, digits, '_' and '-'; default: the service name).
+    name: Optional[Annotated[str, AfterValidator(v.database_name)]] = None
     storage: str = "10Gi"
-    mysql_version: str = "8.4"
+    #: A MySQL version the platform has a pinned image for (and RDS / Cloud SQL offer).
+    mysql_version: Literal[MYSQL_VERSIONS] = "8.4"  # type: ignore[valid-type]
     _st = field_validator("storage")(lambda cls, v: quantity(v))
 
 
@@ -242,13 +289,14 @@ class Autoscaling(Strict):
 
 
 class HealthPaths(Strict):
-    liveness: str = "/healthz"
-    readiness: str = "/readyz"
-    startup: str = "/healthz"
+    liveness: HttpPath = "/healthz"
+    readiness: HttpPath = "/readyz"
+    startup: HttpPath = "/healthz"
 
 
 class Canary(Strict):
-    image: str
+    #: Pinned like every image: a digest or a version tag (never ``latest``).
+    image: PinnedImage
     #: Percent of traffic routed to the canary; 0 (or removing ``canary``) rolls back.
     weight: int = Field(10, ge=0, le=100)
 
@@ -290,8 +338,10 @@ class ServiceConfig(Strict):
     #: A pushed image reference, or one per cluster (``{cluster: ref}``: each cluster pulls from its own
     #: registry, e.g. ECR for EKS, Artifact Registry for GKE; what CI writes); or ``build`` (a path under
     #: the repo) to build it with Docker.
-    image: Optional[str | dict[str, str]] = None
-    build: Optional[str] = None
+    #: Every reference is pinned: a digest (``@sha256:...``) or a version tag, never ``latest`` or no tag.
+    image: Optional[PinnedImage | dict[str, PinnedImage]] = None
+    #: A directory under the repository holding a ``Dockerfile`` (e.g. ``services/user``).
+    build: Optional[Annotated[str, AfterValidator(build_dir)]] = None
     port: int = Field(8080, ge=1, le=65535)
     replicas: Optional[int] = Field(None, ge=1)
     resources: Resources = Resources()
@@ -311,7 +361,8 @@ class ServiceConfig(Strict):
     #: Limit the service to some clusters (default: every cluster of the stack).
     clusters: Optional[list[str]] = None
 
-    _names = field_validator("name", "namespace")(lambda cls, v: dns_label(v))
+    _name = field_validator("name")(lambda cls, value: v.dns1035_label(value))
+    _namespace = field_validator("namespace")(lambda cls, v: dns_label(v))
 
     @field_validator("env", "secret_env")
     @classmethod
@@ -339,9 +390,10 @@ class ServiceConfig(Strict):
 
 class IngressConfig(Strict):
     enabled: bool = True
-    hosts: list[str] = ["*"]
+    #: Host names the public gateway serves (``*``, ``*.example.com`` or a name).
+    hosts: list[HostName] = Field(["*"], min_length=1)
     #: TLS Secret (in istio-system) for the gateway; generated (dev) or issued by cert-manager when unset.
-    tls_secret_name: Optional[str] = None
+    tls_secret_name: Optional[Annotated[str, AfterValidator(dns_label)]] = None
 
 
 class MeshConfig(Strict):
@@ -350,7 +402,7 @@ class MeshConfig(Strict):
     access_logs: bool = True
     #: REGISTRY_ONLY blocks egress to unknown hosts; defaults to REGISTRY_ONLY in prod.
     outbound_traffic_policy: Optional[Literal["ALLOW_ANY", "REGISTRY_ONLY"]] = None
-    mesh_id: str = "ecommerce-mesh"
+    mesh_id: Annotated[str, AfterValidator(dns_label)] = "ecommerce-mesh"
     #: Render the east-west gateway for multi-primary, multi-network (on when a stack has >1 cluster).
     east_west_gateway: Optional[bool] = None
     consul: bool = False
@@ -381,7 +433,7 @@ class MonitoringConfig(Strict):
     retention: str = "7d"
     storage: str = "20Gi"
     storage_class: Optional[str] = None
-    grafana_host: Optional[str] = None
+    grafana_host: Optional[Annotated[str, AfterValidator(lambda x: v.hostname(x, wildcard=False))]] = None
     #: Expose Grafana through the mesh ingress at this path prefix (otherwise port-forward).
     expose_grafana: bool = False
     receivers: list[Receiver] = []
@@ -417,7 +469,7 @@ class CicdConfig(Strict):
     registry: Optional[str] = None
     #: Image of the preview/deploy agents (ci/images/deploy/Dockerfile: Pulumi CLI + aws +
     #: gke-gcloud-auth-plugin, the kubeconfigs' exec plugins), pinned by digest.
-    deploy_image: Optional[str] = None
+    deploy_image: Optional[DigestImage] = None
     #: Cluster Jenkins runs on (default: the stack's first cluster): one Jenkins per stack.
     cluster: Optional[str] = None
     #: Stacks this Jenkins deploys on ``branch``, in order (``pulumi up``), e.g. [dev, staging, prod]
@@ -594,93 +646,6 @@ def _structural_errors(exc: ValidationError) -> list[tuple[str, str]]:
     return errors
 
 
-#: Private registries by cloud: a cluster's nodes pull only from their own cloud's (issue #15 item 5).
-PRIVATE_REGISTRIES = {
-    "aws": re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"),
-    "gcp": re.compile(r"^([a-z0-9-]+-docker\.pkg\.dev|([a-z]+\.)?gcr\.io)/"),
-}
-
-
-def _image_errors(path: str, svc: dict, clusters: list) -> list[tuple[str, str]]:
-    """Each cluster that runs the service has an image it can pull (its own cloud's registry or a public one)."""
-    image = svc.get("image")
-    if not image:
-        return []
-    cloud_of = {c.get("name"): c.get("cloud") for c in clusters if isinstance(c, dict)}
-    runs_on = [c for c in cloud_of if not svc.get("clusters") or c in svc["clusters"]]
-    per_cluster = image if isinstance(image, dict) else {c: image for c in runs_on}
-    errors = []
-    if isinstance(image, dict):
-        errors += [(f"{path}.image.{c}", f"unknown cluster {c!r} (clusters: {', '.join(map(str, cloud_of))})")
-                   for c in image if c not in cloud_of]
-        errors += [(f"{path}.image", f"no image for cluster {c!r}: give every cluster that runs the service "
-                                     "an image from a registry its nodes can pull") for c in runs_on if c not in image]
-    for cluster, ref in per_cluster.items():
-        cloud = cloud_of.get(cluster)
-        other = [o for o, rx in PRIVATE_REGISTRIES.items() if o != cloud and rx.match(str(ref))]
-        if cloud and other:
-            key = f"{path}.image.{cluster}" if isinstance(image, dict) else f"{path}.image"
-            errors.append((key, f"{ref!r} is in a private {other[0]} registry that the nodes of {cluster!r} "
-                                f"({cloud}) cannot pull from; give {cluster!r} its own image (image: {{{cluster}: ...}})"))
-    return errors
-
-
-def _cross_errors(raw: dict) -> list[tuple[str, str]]:
-    """Checks across entries, on the raw data so they run even when other fields are invalid."""
-    errors: list[tuple[str, str]] = []
-
-    def names(key: str) -> list:
-        items = raw.get(key) if isinstance(raw.get(key), list) else []
-        return [i.get("name") if isinstance(i, dict) else None for i in items]
-
-    for key in ("clusters", "services", "namespaces"):
-        seen: dict = {}
-        for i, n in enumerate(names(key)):
-            if n is not None and n in seen:
-                errors.append((f"{key}[{i}].name", f"duplicate name {n!r} (also {key}[{seen[n]}])"))
-            seen.setdefault(n, i)
-
-    for i, cluster in enumerate(raw.get("clusters") or []):
-        aws = cluster.get("aws") if isinstance(cluster, dict) else None
-        if isinstance(cluster, dict) and cluster.get("cloud") == "aws" and not (
-                isinstance(aws, dict) and (aws.get("deployer_role_arns") or aws.get("admin_role_arns"))):
-            errors.append((f"clusters[{i}].aws.deployer_role_arns", (
-                "an EKS cluster needs the IAM role that runs `pulumi up` (CI) as an access entry from the first "
-                "up: e.g. [arn:aws:iam::<account>:role/<deploy-role>] (the creator is not an implicit admin)")))
-    services = set(n for n in names("services") if n)
-    clusters = set(n for n in names("clusters") if n)
-    declared_ns = set(n for n in names("namespaces") if n) if "namespaces" in raw else {"shop"}
-    tier = raw.get("tier")
-    for i, svc in enumerate(raw.get("services") or []):
-        if not isinstance(svc, dict):
-            continue
-        for j, callee in enumerate(svc.get("calls") or []):
-            if callee not in services:
-                close = difflib.get_close_matches(str(callee), sorted(services), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                errors.append((f"services[{i}].calls[{j}]", f"calls unknown service {callee!r}{hint}"))
-            elif callee == svc.get("name"):
-                errors.append((f"services[{i}].calls[{j}]", "a service cannot call itself"))
-        for j, cl in enumerate(svc.get("clusters") or []):
-            if cl not in clusters:
-                errors.append((f"services[{i}].clusters[{j}]", f"unknown cluster {cl!r}"))
-        errors += _image_errors(f"services[{i}]", svc, raw.get("clusters") or [])
-        ns = svc.get("namespace", "shop")
-        if ns not in declared_ns:
-            errors.append((f"services[{i}].namespace", f"namespace {ns!r} is not declared in 'namespaces'"))
-        if tier == "prod":
-            reps = svc.get("replicas")
-            if isinstance(reps, int) and reps < MIN_PROD_REPLICAS:
-                errors.append((f"services[{i}].replicas",
-                               f"prod needs at least {MIN_PROD_REPLICAS} replicas (got {reps})"))
-            auto = svc.get("autoscaling") or {}
-            low = auto.get("min_replicas") if isinstance(auto, dict) else None
-            if isinstance(low, int) and low < MIN_PROD_REPLICAS:
-                errors.append((f"services[{i}].autoscaling.min_replicas",
-                               f"prod needs at least {MIN_PROD_REPLICAS} replicas (got {low})"))
-    return errors
-
-
 def parse_config(raw: dict, secret_keys: Optional[set[str]] = None) -> StackConfig:
     """Validate raw stack config (keys without the project prefix); raise ConfigError with all errors.
 
@@ -693,7 +658,7 @@ def parse_config(raw: dict, secret_keys: Optional[set[str]] = None) -> StackConf
         cfg = StackConfig.model_validate(raw)
     except ValidationError as exc:
         errors += _structural_errors(exc)
-    errors += _cross_errors(raw if isinstance(raw, dict) else {})
+    errors += cross_errors(raw if isinstance(raw, dict) else {})
     if cfg is not None and secret_keys is not None:
         for i, receiver in enumerate(cfg.monitoring.receivers):
             if receiver.secret_config_key not in secret_keys:

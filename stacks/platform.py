@@ -70,11 +70,12 @@ def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, cluster: Cluster
     return ctx
 
 
-def deferred() -> tuple[pulumi.Output, Any]:
-    """An Output whose value is given later with ``resolve(value_or_output)``: nothing that takes it
-    registers before that, so the engine's order is unchanged."""
+def deferred() -> tuple[pulumi.Output, asyncio.Future]:
+    """An Output whose value is given later through the future (``future.set_result(value_or_output)``):
+    nothing that takes it registers before that, so the engine's order is unchanged. The program must
+    settle the future on every path: an unsettled one would keep the run waiting forever."""
     future = asyncio.get_event_loop().create_future()
-    return pulumi.Output.from_input(future).apply(lambda value: value), future.set_result
+    return pulumi.Output.from_input(future).apply(lambda value: value), future
 
 
 def build_platform(cfg: StackConfig) -> dict[str, Any]:
@@ -86,10 +87,15 @@ def build_platform(cfg: StackConfig) -> dict[str, Any]:
     # after it, so it takes a deferred value, given once every cluster exists (no cycle between the
     # resources: the NAT addresses do not depend on any cluster).
     clients = {c.name: deferred() for c in cfg.clusters}
-    created = {c.name: create_cluster(cfg, c, clients[c.name][0]) for c in cfg.clusters}
-    for name, (_, resolve) in clients.items():
+    try:
+        created = {c.name: create_cluster(cfg, c, clients[c.name][0]) for c in cfg.clusters}
+    except BaseException as exc:  # a failing cluster must fail the run, not leave it waiting
+        for _, future in clients.values():
+            future.set_exception(exc)
+        raise
+    for name, (_, future) in clients.items():
         peers = [created[p].egress_cidrs for p in api_client_clusters(cfg, name)]
-        resolve(pulumi.Output.all(*peers).apply(lambda lists: sorted({c for cidrs in lists for c in cidrs})))
+        future.set_result(pulumi.Output.all(*peers).apply(lambda lists: sorted({c for cidrs in lists for c in cidrs})))
     shared: dict[str, Any] = {"registries": pulumi.Output.all(**{n: c.registry_url for n, c in created.items()})
                               .apply(lambda urls: {n: u for n, u in urls.items() if u})}
     clusters, kubeconfigs = {}, {}

@@ -5,7 +5,6 @@ Why not pulumi-eks / awsx: see docs/decisions.md ("EKS with raw pulumi-aws"). Im
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Optional
@@ -16,6 +15,8 @@ import pulumi_kubernetes as k8s
 
 from cnplatform.cluster import iam
 from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
+from cnplatform.cluster.eks_network import (DISCOVERY_TAG, MAX_ZONES, eks_network, nat_gateway_count,  # noqa: F401
+                                            subnet_cidrs, subnet_tags)
 from cnplatform.naming import MANAGED_BY, type_token
 
 #: Control-plane log types shipped to CloudWatch.
@@ -44,9 +45,6 @@ AMI_TYPE = "AL2023_x86_64_STANDARD"
 NODE_POOL_LABEL = "cnplatform.io/node-pool"
 SYSTEM_POOL = "system"
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
-#: Tag Karpenter's EC2NodeClass selects subnets and security groups by.
-DISCOVERY_TAG = "karpenter.sh/discovery"
-MAX_ZONES = 3
 
 
 @dataclass
@@ -93,21 +91,6 @@ class EksClusterArgs:
     """Extra tags on every AWS resource."""
 
 
-def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
-    """(private, public) CIDRs: private subnets take a quarter of the VPC each (room for VPC-CNI pod IPs),
-    public ones a sixteenth each, carved from the last quarter."""
-    if not 1 <= zones <= MAX_ZONES:
-        raise ValueError(f"an EKS VPC spans 1 to {MAX_ZONES} zones (got {zones})")
-    quarters = list(ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2))
-    private = [str(q) for q in quarters[:zones]]
-    public = [str(s) for s in list(quarters[3].subnets(prefixlen_diff=2))[:zones]]
-    return private, public
-
-
-def nat_gateway_count(zones: int, nat_per_zone: bool) -> int:
-    return zones if nat_per_zone else 1
-
-
 def addon_versions(kubernetes_version: str, overrides: Optional[dict[str, str]] = None) -> dict[str, str]:
     if kubernetes_version not in ADDON_VERSIONS:
         raise ValueError(f"no pinned EKS add-on versions for Kubernetes {kubernetes_version}: "
@@ -118,17 +101,6 @@ def addon_versions(kubernetes_version: str, overrides: Optional[dict[str, str]] 
 def admin_principals(args: EksClusterArgs) -> list[str]:
     """Every principal with cluster-admin: deployers first (their entries never move), then people."""
     return list(dict.fromkeys([*args.deployer_role_arns, *args.admin_role_arns]))
-
-
-def subnet_tags(cluster: str, public: bool) -> dict[str, str]:
-    """Tags the AWS Load Balancer Controller / cloud provider and Karpenter discover subnets by."""
-    tags = {f"kubernetes.io/cluster/{cluster}": "shared"}
-    if public:
-        tags["kubernetes.io/role/elb"] = "1"
-    else:
-        tags["kubernetes.io/role/internal-elb"] = "1"
-        tags[DISCOVERY_TAG] = cluster
-    return tags
 
 
 def eks_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -206,69 +178,9 @@ class EksCluster(Cluster):
         versions = addon_versions(args.kubernetes_version, args.addon_versions)
         self.vpc_cidr = args.vpc_cidr
 
-        # ------------------------------------------------------------------------------ network
-        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.vpc_cidr, enable_dns_hostnames=True,
-                          enable_dns_support=True, region=region, tags={"Name": name}, opts=child)
-        private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(zones))
-        public, private = [], []
-        for zone, pub_cidr, priv_cidr in zip(zones, public_cidrs, private_cidrs):
-            public.append(aws.ec2.Subnet(
-                f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=pub_cidr, availability_zone=zone,
-                map_public_ip_on_launch=False, region=region,
-                tags={"Name": f"{name}-public-{zone}", **subnet_tags(name, public=True)}, opts=child))
-            private.append(aws.ec2.Subnet(
-                f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=priv_cidr, availability_zone=zone,
-                region=region, tags={"Name": f"{name}-private-{zone}", **subnet_tags(name, public=False)},
-                opts=child))
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, region=region, tags={"Name": name}, opts=child)
-        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, region=region,
-                                       tags={"Name": f"{name}-public"}, opts=child)
-        aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
-                      gateway_id=igw.id, region=region, opts=child)
-        for zone, subnet in zip(zones, public):
-            aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id,
-                                          region=region, opts=child)
-        nats, nat_ips = [], []
-        for i in range(nat_gateway_count(len(zones), args.nat_per_zone)):
-            zone = zones[i]
-            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", region=region,
-                              tags={"Name": f"{name}-nat-{zone}"}, opts=child)
-            nat_ips.append(eip.public_ip.apply(lambda ip: f"{ip}/32"))
-            nats.append(aws.ec2.NatGateway(f"{name}-nat-{zone}", allocation_id=eip.allocation_id,
-                                           subnet_id=public[i].id, region=region,
-                                           tags={"Name": f"{name}-nat-{zone}"}, opts=opts_(igw)))
-        for i, (zone, subnet) in enumerate(zip(zones, private)):
-            rt = aws.ec2.RouteTable(f"{name}-private-{zone}", vpc_id=vpc.id, region=region,
-                                    tags={"Name": f"{name}-private-{zone}"}, opts=child)
-            aws.ec2.Route(f"{name}-private-{zone}-default", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",
-                          nat_gateway_id=nats[i % len(nats)].id, region=region, opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=rt.id,
-                                          region=region, opts=child)
-
-        # -------------------------------------------------------------------- security groups
-        control_plane_sg = aws.ec2.SecurityGroup(
-            f"{name}-control-plane", name=f"{name}-control-plane", vpc_id=vpc.id, region=region,
-            description=f"EKS {name} control plane: HTTPS from the nodes", tags={"Name": f"{name}-control-plane"},
-            opts=child)
-        node_sg = aws.ec2.SecurityGroup(
-            f"{name}-nodes", name=f"{name}-nodes", vpc_id=vpc.id, region=region,
-            description=f"EKS {name} nodes (managed node groups and Karpenter)",
-            tags={"Name": f"{name}-nodes", DISCOVERY_TAG: name}, opts=child)
-        rules = [
-            ("cp-https-from-nodes", control_plane_sg, "tcp", 443, node_sg, "API server from the nodes"),
-            ("nodes-from-nodes", node_sg, "-1", None, node_sg, "node to node (pods, DNS)"),
-            ("nodes-kubelet-from-cp", node_sg, "tcp", 10250, control_plane_sg, "kubelet from the control plane"),
-            ("nodes-webhooks-from-cp", node_sg, "tcp", 443, control_plane_sg, "webhooks from the control plane"),
-        ]
-        for rule, sg, proto, port, source, description in rules:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-{rule}", security_group_id=sg.id, referenced_security_group_id=source.id,
-                ip_protocol=proto, from_port=port, to_port=port, description=description, region=region,
-                opts=child)
-        for rule, sg in (("cp-egress", control_plane_sg), ("nodes-egress", node_sg)):
-            aws.vpc.SecurityGroupEgressRule(f"{name}-{rule}", security_group_id=sg.id, ip_protocol="-1",
-                                            cidr_ipv4="0.0.0.0/0", description="all egress (NAT, VPC)",
-                                            region=region, opts=child)
+        net = eks_network(name, args, zones, child)
+        vpc, public, private, nat_ips = net.vpc, net.public, net.private, net.nat_ips
+        control_plane_sg, node_sg = net.control_plane_sg, net.node_sg
 
         # ---------------------------------------------------------------------------- KMS, logs
         key = aws.kms.Key(f"{name}-secrets", description=f"EKS {name}: envelope encryption of Secrets",

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
-import pulumi_gcp as gcp
+from cnplatform.extras import require
+gcp = require("pulumi_gcp", "cnplatform.cluster.gke")
 
 from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
 from cnplatform.naming import MANAGED_BY, type_token

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
-import pulumi_aws as aws
+from cnplatform.extras import require
+aws = require("pulumi_aws", "cnplatform.cluster.karpenter")
 import pulumi_kubernetes as k8s
 
 from cnplatform.cluster import iam

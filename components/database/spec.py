@@ -17,6 +17,8 @@ MYSQL_UID = 999
 LOCAL_IMAGES = {
     "8.4": "mysql:8.4.7@sha256:0426ec38c7a10aa45ba383887df7878f74ee70e2fd589c7b69207f3577901903",
 }
+#: MySQL versions the platform supports: a pinned local image, and offered by RDS and Cloud SQL.
+MYSQL_VERSIONS = tuple(LOCAL_IMAGES)
 SECRET_MOUNT = "/run/secrets/mysql"
 
 
