@@ -129,3 +129,39 @@ def test_port_ranges_in_firewall_rules():
     assert R._port_allowed(15017, [{"protocol": "all"}])
     assert not R._port_allowed(15017, [{"protocol": "udp", "ports": ["15017"]}])
     assert not R._port_allowed(15017, [{"protocol": "tcp", "ports": ["443", "8443"]}])
+
+
+def chart_objects(render_dir, cluster: str, provider: str) -> list[R.Res]:
+    """Every object the cluster's charts produce with our values (as helm.v4.Chart renders them),
+    as resources of that cluster's Kubernetes provider: what the engine registers at `pulumi up`."""
+    from e2e import helm
+
+    out = []
+    for release in helm.load_releases(render_dir, cluster):
+        rendered = helm.render_release(release, kube_version="1.35.0", api_versions=[],
+                                       is_namespaced=helm.static_is_namespaced())
+        for i, obj in enumerate(rendered.objects):
+            group, _, version = obj["apiVersion"].rpartition("/")
+            token = f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
+            out.append(R.Res(token, obj, f"urn:pulumi:s::p::{token}::{release.name}-{i}", provider))
+    return out
+
+
+def test_the_charts_webhooks_on_private_gke_are_reachable(rendered):
+    """With the charts' real webhooks and APIServices (istiod, cert-manager, ...): our render passes;
+    without the firewall rule the istiod webhooks (15017) are caught, the 10250 ones are not."""
+    import helm_python  # noqa: F401  (requirements-dev.txt: renders the pinned charts offline)
+
+    out = rendered("staging")
+    resources = plan_resources(rendered, "staging")
+    provider = cluster_provider(resources, R.GKE_CLUSTER)
+    charts = chart_objects(out, "staging-gke", provider)
+    hooks = [r for r in charts if r.kind in R.WEBHOOK_KINDS]
+    assert {h.name for h in hooks} >= {"istio-sidecar-injector", "istio-validator-istio-system",
+                                      "cert-manager-webhook"}
+    assert run_pack(resources + charts) == []
+    without_rule = [r for r in resources if not (r.type == R.GCP_FIREWALL and "webhooks" in r.urn)]
+    caught = run_pack(without_rule + charts)
+    assert caught and all(name == "private-gke-webhook-ports" for name, _ in caught)
+    assert all("istio-system/istiod on target port 15017" in m for _, m in caught)
+    assert not any("cert-manager" in m for _, m in caught)  # its webhook listens on 10250
