@@ -51,23 +51,31 @@ render: venv
 render-all: venv
 	for s in dev staging prod; do $(VENV)/bin/python -m stacks.render --stack $$s --out build/render/$$s -q || exit 1; done
 
+## Every missing or too-old tool in one pass, then what to do without them.
+KIND_MIN := 0.31.0
 check-tools:
 	@missing=0; \
 	for t in pulumi docker kind kubectl; do \
 	  if ! command -v $$t >/dev/null 2>&1; then missing=1; case $$t in \
 	    pulumi) echo "missing: Pulumi CLI -> curl -fsSL https://get.pulumi.com | sh   (https://www.pulumi.com/docs/install/)";; \
 	    docker) echo "missing: Docker engine -> https://docs.docker.com/engine/install/ (Docker Desktop on macOS/Windows)";; \
-	    kind) echo "missing: kind -> go install sigs.k8s.io/kind@v0.31.0  or  https://kind.sigs.k8s.io/docs/user/quick-start/#installation";; \
+	    kind) echo "missing: kind -> go install sigs.k8s.io/kind@v$(KIND_MIN)  or  https://kind.sigs.k8s.io/docs/user/quick-start/#installation";; \
 	    kubectl) echo "missing: kubectl -> https://kubernetes.io/docs/tasks/tools/";; \
 	  esac; fi; \
 	done; \
-	if [ $$missing = 0 ] && ! docker info >/dev/null 2>&1; then missing=1; echo "Docker is installed but the engine is not running: start Docker"; fi; \
+	if command -v kind >/dev/null 2>&1; then \
+	  have=$$(kind version 2>/dev/null | sed -n 's/^kind v\([0-9.]*\).*/\1/p'); \
+	  if [ -z "$$have" ] || [ "$$(printf '%s\n%s\n' "$(KIND_MIN)" "$$have" | sort -V | head -n1)" != "$(KIND_MIN)" ]; then \
+	    missing=1; echo "too old: kind $${have:-?} (the node image needs kind >= v$(KIND_MIN)) -> go install sigs.k8s.io/kind@v$(KIND_MIN)"; fi; \
+	fi; \
+	if command -v docker >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then missing=1; echo "Docker is installed but the engine is not running: start Docker"; fi; \
 	if [ $$missing = 1 ]; then echo; echo "Without them you can still see everything the platform would create: make render STACK=dev"; exit 1; fi
 
-## make up: venv + install, local file state, stack dev (passphrase secrets), kind cluster + platform via `pulumi up`.
+## The local state backend is scoped to these targets (PULUMI_BACKEND_URL): `pulumi login` would change
+## the user's global backend for every other project too.
+up down: export PULUMI_BACKEND_URL = file://$(STATE_DIR)
 up: check-tools venv
 	mkdir -p $(STATE_DIR)
-	pulumi login "file://$(STATE_DIR)"
 	pulumi stack select $(STACK) --create --secrets-provider passphrase
 	pulumi up --stack $(STACK)
 
@@ -76,3 +84,19 @@ down:
 
 clean:
 	rm -rf build .pytest_cache
+
+## make e2e-tools: build (or reuse, cached) the e2e tools into .tools/e2e/bin: the Kubernetes control
+## plane + kwok + kubectl, then the Pulumi CLI, language host and providers. Idempotent.
+.PHONY: e2e-tools e2e
+e2e-tools:
+	bash e2e/tools/build_kube.sh && bash e2e/tools/build_pulumi.sh
+
+$(VENV)/.e2e-installed: e2e/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install -q -r e2e/requirements.txt
+	touch $@
+
+## make e2e: tools (built or reused), then both tiers against fresh simulated clusters (e2e/README.md).
+## Last line: e2e tier1=ok|fail tier2=ok|fail up_s=.. preview_s=.. destroy_s=..
+e2e: $(VENV)/.e2e-installed e2e-tools
+	$(VENV)/bin/python -m pytest e2e/tests -p no:cacheprovider -q -rs
+	$(VENV)/bin/python -m e2e.run

@@ -1,0 +1,1 @@
+"""End-to-end harness: real tools (built by e2e/tools/*.sh) against a simulated cluster."""
