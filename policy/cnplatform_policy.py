@@ -41,6 +41,8 @@ Rules (each a policy name; every violation message says what to change):
     In prod, every Deployment runs at least 3 replicas (``spec.replicas``, or the ``minReplicas`` of
     the HorizontalPodAutoscaler that owns it) and a PodDisruptionBudget in its namespace selects its
     pods. Canary Deployments (pod label ``version: canary``) are exempt: the stable one carries it.
+``private-gke-webhook-ports``, ``eks-network-policy-enforced``, ``image-from-reachable-registry``
+    (stack policies) tie objects to their cloud cluster: see ``cluster_rules.py``.
 
 "prod": the stack name (from the resource URN) matches :data:`PROD_STACK_PATTERN` (``prod``,
 ``production``, ``eu-prod``, ``prod-2``; not ``non-prod``, ``pre-prod``, ``product``), or the object carries ``cnplatform.io/tier: prod`` (or
