@@ -46,7 +46,7 @@ test-consumer:
 
 ## make render STACK=dev|staging|prod: offline render (no Pulumi CLI, no cluster, no cloud).
 render: venv
-	$(VENV)/bin/python -m stacks.render --stack $(STACK) --out $(OUT)
+	$(VENV)/bin/python -m stacks.render --stack $(STACK) $(if $(CONFIG),--config $(CONFIG)) --out $(OUT)
 
 render-all: venv
 	for s in dev staging prod; do $(VENV)/bin/python -m stacks.render --stack $$s --out build/render/$$s -q || exit 1; done

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections.abc as abc
 import dataclasses
-import ipaddress
 import re
 import typing
 from functools import lru_cache
@@ -37,7 +36,6 @@ SECRET_VALUE = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KE
                           r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bsk_live_[A-Za-z0-9]{16,}|\"private_key\":|://[^/\s:@]+:[^/\s@]+@")
 #: etcd stores objects up to 1.5 MiB; env literals are the only unbounded part of a Deployment we render.
 MAX_ENV_BYTES = 256 * 1024
-WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
 class ArgsError(ValueError, TypeError):
@@ -243,51 +241,8 @@ def env_literals(env: dict, secret_hint: str = "secret_env") -> list[tuple[str, 
     return out
 
 
-# ------------------------------------------------------------------------------------ cidrs
-
-
-def cidr(value: Any) -> str:
-    """An IPv4/IPv6 network in CIDR notation without host bits (e.g. 10.0.0.0/16)."""
-    try:
-        net = ipaddress.ip_network(str(value), strict=False)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a CIDR like 10.0.0.0/16") from None
-    if "/" not in str(value):
-        raise ValueError(f"{value!r} is not a CIDR: add the prefix length (e.g. {value}/32)")
-    if str(net) != str(value):
-        raise ValueError(f"{value!r} has host bits set; did you mean {str(net)!r}?")
-    return str(value)
-
-
-def private_cidr(value: Any, min_prefix: int = 8, max_prefix: int = 28) -> str:
-    """A private (RFC 1918) IPv4 range with a prefix length between ``min_prefix`` and ``max_prefix``."""
-    net = ipaddress.ip_network(cidr(value))
-    if net.version != 4 or not net.is_private or net.prefixlen == 0:
-        raise ValueError(f"{value!r} is not a private IPv4 range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)")
-    if not min_prefix <= net.prefixlen <= max_prefix:
-        raise ValueError(f"{value!r}: the prefix length must be between /{min_prefix} and /{max_prefix}")
-    return str(value)
-
-
-def is_world_open(value: Any) -> bool:
-    """True for a CIDR that covers the whole internet (0.0.0.0/0, ::/0)."""
-    try:
-        return ipaddress.ip_network(str(value), strict=False) in WORLD
-    except ValueError:
-        return False
-
-
-def overlapping(ranges: dict[str, str]) -> list[tuple[str, str]]:
-    """``(key, message)`` for each pair of named CIDRs that overlap."""
-    nets = {}
-    for key, value in ranges.items():
-        try:
-            nets[key] = ipaddress.ip_network(str(value))
-        except ValueError:
-            continue
-    keys = list(nets)
-    return [(b, f"{ranges[b]} overlaps {a} ({ranges[a]})") for i, a in enumerate(keys) for b in keys[i + 1:]
-            if nets[a].version == nets[b].version and nets[a].overlaps(nets[b])]
+# CIDR rules live in cnplatform.validation_net (re-exported here).
+from cnplatform.validation_net import WORLD, cidr, is_world_open, overlapping, private_cidr  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------------------ args checks
@@ -321,12 +276,27 @@ def _conforms(value: Any, tp: Any) -> bool:
 
 @lru_cache(maxsize=None)
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """Resolved field annotations; a field whose annotation cannot be resolved is not type-checked."""
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):
+        import sys
+
+        import pulumi
+
+        scope = {**vars(typing), "pulumi": pulumi, **vars(sys.modules[cls.__module__])}
+        out = {}
+        for f in dataclasses.fields(cls):
+            try:
+                out[f.name] = eval(f.type, scope) if isinstance(f.type, str) else f.type  # noqa: S307 (annotations)
+            except Exception:  # noqa: BLE001 (an annotation naming a TYPE_CHECKING-only type)
+                out[f.name] = Any
+        return out
 
 
 def _type_name(tp: Any) -> str:
     text = getattr(tp, "__name__", None) if typing.get_origin(tp) is None else None
-    return text or str(tp).replace("typing.", "").replace("pulumi.output.", "")
+    return text or re.sub(r"(?:\w+\.)+(\w+)", r"\1", str(tp))
 
 
 def type_errors(args: Any) -> list[tuple[str, str]]:
@@ -356,7 +326,7 @@ def check_args(args: Any, rules: Optional[dict[str, Union[Rule, list[Rule]]]] = 
             continue
         for rule in field_rules if isinstance(field_rules, list) else [field_rules]:
             items = value.items() if isinstance(value, dict) and getattr(rule, "each_key", False) else (
-                enumerate(value) if isinstance(value, list) else [(None, value)])
+                enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)])
             for key, item in items:
                 if isinstance(item, pulumi.Output):
                     continue
@@ -378,3 +348,64 @@ def keys(rule: Rule) -> Rule:
         return rule(value)
     each.each_key = True  # type: ignore[attr-defined]
     return each
+
+
+# ------------------------------------------------------------------ whole-args checks (factories)
+
+
+def requests_within_limits(*pairs: tuple[str, str]) -> Callable[[Any], list[tuple[str, str]]]:
+    """Check: for each ``(request field, limit field)``, the limit is at least the request."""
+    def check(args: Any) -> list[tuple[str, str]]:
+        out = []
+        for req, lim in pairs:
+            r, l_ = getattr(args, req), getattr(args, lim)
+            if is_quantity(r) and is_quantity(l_) and parse_quantity(l_) < parse_quantity(r):
+                out.append((lim, f"{lim} ({l_!r}) is lower than {req} ({r!r}): limits must be >= requests"))
+        return out
+    return check
+
+
+def not_above(low: str, high: str) -> Callable[[Any], list[tuple[str, str]]]:
+    """Check: field ``low`` is not greater than field ``high`` (when both are numbers)."""
+    def check(args: Any) -> list[tuple[str, str]]:
+        a, b = getattr(args, low), getattr(args, high)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > b:
+            return [(low, f"{low} ({a}) is greater than {high} ({b})")]
+        return []
+    return check
+
+
+def derived(field: str, suffixes: Iterable[str], what: str = "Kubernetes object") -> Callable[[Any], list]:
+    """Check: every ``<field value><suffix>`` name fits 63 characters."""
+    def check(args: Any) -> list[tuple[str, str]]:
+        value = getattr(args, field)
+        if not isinstance(value, str) or len(value) > MAX_NAME:
+            return []
+        return [(field, m) for m in derived_names(value, suffixes, what)]
+    return check
+
+
+def no_secret_literals(field: str = "env", hint: str = "secret_env") -> Callable[[Any], list]:
+    """Check: the env literals of ``field`` hold no credential and stay small."""
+    def check(args: Any) -> list[tuple[str, str]]:
+        return [(f"{field}[{k!r}]" if k else field, m) for k, m in env_literals(getattr(args, field) or {}, hint)]
+    return check
+
+
+def one_of(*choices: Any) -> Rule:
+    def rule(value: Any) -> Any:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    rule.__doc__ = f"one of {', '.join(map(repr, choices))}"
+    return rule
+
+
+def pinned_image(value: Any) -> str:
+    """An image reference pinned by a digest or a version tag (never latest)."""
+    return image_reference(value, pinned=True)
+
+
+def digest_image(value: Any) -> str:
+    """An image reference pinned by digest."""
+    return image_reference(value, digest=True)

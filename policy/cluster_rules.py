@@ -21,6 +21,8 @@ stack policy sees it: type, props, urn, provider urn, dependency urns), wrapped 
     A workload on an EKS cluster does not run an image from Artifact Registry / GCR, and one on a
     GKE cluster does not run an image from ECR: the nodes have no credentials for another cloud's
     private registry (the pod stays in ImagePullBackOff).
+``namespace-default-deny``
+    Every Namespace the stack creates has a default-deny (ingress and egress) NetworkPolicy.
 """
 from __future__ import annotations
 
@@ -249,6 +251,24 @@ def check_image_registries(stack: Stack) -> list[tuple[str, str]]:
     return out
 
 
+# ----------------------------------------------------------------- default-deny per namespace
+
+
+def _is_default_deny(spec: Mapping) -> bool:
+    return (not _map(spec.get("podSelector")) and {"Ingress", "Egress"} <= set(map(str, _seq(spec.get("policyTypes"))))
+            and not _seq(spec.get("ingress")) and not _seq(spec.get("egress")))
+
+
+def check_namespace_default_deny(stack: Stack) -> list[tuple[str, str]]:
+    """Every Namespace the stack creates has a NetworkPolicy denying all ingress and egress by default
+    (same Kubernetes provider, i.e. the same cluster), so a pod there has only the traffic allowed."""
+    denied = {(r.provider, r.namespace) for r in stack.resources
+              if r.kind == "NetworkPolicy" and _is_default_deny(_map(r.props.get("spec")))}
+    return [(ns.urn, f"Namespace {ns.name} has no default-deny NetworkPolicy (podSelector {{}}, policyTypes "
+                     "[Ingress, Egress], no rules): add one and allow exactly what its pods need")
+            for ns in stack.resources if ns.kind == "Namespace" and (ns.provider, ns.name) not in denied]
+
+
 RULES = {
     "private-gke-webhook-ports": (
         "On private GKE, every webhook / aggregated API target port is open from the control plane.",
@@ -257,6 +277,8 @@ RULES = {
         "NetworkPolicies on EKS are enforced (vpc-cni enableNetworkPolicy).", check_eks_network_policy),
     "image-from-reachable-registry": (
         "Workloads run images from a registry their cluster's nodes can pull from.", check_image_registries),
+    "namespace-default-deny": (
+        "Every Namespace the stack creates has a default-deny NetworkPolicy.", check_namespace_default_deny),
 }
 
 

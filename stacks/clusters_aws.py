@@ -7,7 +7,7 @@ import pulumi
 
 from cnplatform.cluster.eks import NODE_POOL_LABEL, SYSTEM_POOL, EksCluster, EksClusterArgs
 from stacks.clusters import node_pools
-from stacks.config import ClusterConfig, StackConfig
+from stacks.config import KARPENTER_DISRUPTION, ClusterConfig, StackConfig
 
 
 def eks_args(cfg: StackConfig, cluster: ClusterConfig, api_clients=()) -> EksClusterArgs:
@@ -29,6 +29,8 @@ def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.Resou
            api_clients=()) -> EksCluster:
     eks = EksCluster(cluster.name, eks_args(cfg, cluster, api_clients), opts)
     karpenter = cfg.addons.karpenter
+    for message in karpenter_warnings(cfg):
+        pulumi.log.warn(f"[{cluster.name}] {message}")
     if karpenter.enabled:
         from cnplatform.cluster.karpenter import Karpenter, KarpenterArgs
 
@@ -39,6 +41,18 @@ def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.Resou
             oidc_issuer_url=eks.oidc_provider_url, system_node_selector={NODE_POOL_LABEL: SYSTEM_POOL},
             instance_categories=list(karpenter.instance_categories), capacity_types=list(karpenter.capacity_types),
             cpu_limit=karpenter.cpu_limit, memory_limit=karpenter.memory_limit,
-            consolidation=karpenter.consolidation,
+            consolidation=karpenter.consolidation, ami_alias=karpenter.ami_alias,
+            consolidate_after=karpenter.consolidate_after or KARPENTER_DISRUPTION[cfg.tier][0],
+            disruption_budget=karpenter.disruption_budget or KARPENTER_DISRUPTION[cfg.tier][1],
         ), opts=pulumi.ResourceOptions(parent=eks, providers={"aws": eks.aws_provider, "kubernetes": eks.provider}))
     return eks
+
+
+def karpenter_warnings(cfg: StackConfig) -> list[str]:
+    """Karpenter settings that deploy but should not in prod (printed with ``pulumi.log.warn``)."""
+    karpenter = cfg.addons.karpenter
+    if cfg.tier == "prod" and karpenter.enabled and karpenter.ami_alias.endswith("@latest"):
+        return [f"addons.karpenter.ami_alias is {karpenter.ami_alias!r}: pin an AMI release in prod "
+                "(al2023@vYYYYMMDD, one that has the cluster's Kubernetes minor), or every node rolls to "
+                "each new AMI untested"]
+    return []

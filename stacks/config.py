@@ -43,12 +43,18 @@ def build_dir(value: str) -> str:
         raise ValueError(f"build directory {value!r} has no Dockerfile")
     return value
 
+def _doc(fn, doc: str):
+    """``fn`` with ``doc`` as its docstring (the configuration reference shows it as the key's rule)."""
+    fn.__doc__ = doc
+    return fn
+
+
 #: Typed values checked by the shared rules of ``cnplatform.validation`` (the components use the same).
 Cidr = Annotated[str, AfterValidator(v.cidr)]
 HostName = Annotated[str, AfterValidator(v.hostname)]
 HttpPath = Annotated[str, AfterValidator(v.http_path)]
-PinnedImage = Annotated[str, AfterValidator(lambda x: v.image_reference(x, pinned=True))]
-DigestImage = Annotated[str, AfterValidator(lambda x: v.image_reference(x, digest=True))]
+PinnedImage = Annotated[str, AfterValidator(v.pinned_image)]
+DigestImage = Annotated[str, AfterValidator(v.digest_image)]
 
 Tier = Literal["dev", "staging", "prod"]
 Cloud = Literal["local", "aws", "gcp"]
@@ -107,7 +113,7 @@ class LocalClusterOptions(Strict):
 
 class AwsClusterOptions(Strict):
     #: The VPC's range: private (RFC 1918), /16 to /28 (AWS limits).
-    vpc_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 16, 28))] = "10.0.0.0/16"
+    vpc_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 16, 28), 'A private (RFC 1918) IPv4 range, /16 to /28.'))] = "10.0.0.0/16"
     #: CIDRs allowed to reach the public API endpoint (private access is always on). A world-open
     #: entry (0.0.0.0/0) in prod needs ``allow_world_open_control_plane: true`` on the cluster.
     public_access_cidrs: list[Cidr] = Field(["203.0.113.0/24"], min_length=1)
@@ -128,11 +134,11 @@ class AwsClusterOptions(Strict):
 class GcpClusterOptions(Strict):
     project: str = "my-gcp-project"
     #: Primary range of the subnet (nodes), pods and services secondary ranges: private, not overlapping.
-    network_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 8, 29))] = "10.10.0.0/20"
-    pods_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 8, 24))] = "10.20.0.0/14"
-    services_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 8, 27))] = "10.24.0.0/20"
+    network_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 29), 'A private (RFC 1918) IPv4 range, /8 to /29.'))] = "10.10.0.0/20"
+    pods_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 24), 'A private (RFC 1918) IPv4 range, /8 to /24.'))] = "10.20.0.0/14"
+    services_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 27), 'A private (RFC 1918) IPv4 range, /8 to /27.'))] = "10.24.0.0/20"
     #: The private control plane's range: a private /28 (GKE's rule).
-    master_cidr: Annotated[str, AfterValidator(lambda x: v.private_cidr(x, 28, 28))] = "172.16.0.0/28"
+    master_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 28, 28), 'A private (RFC 1918) IPv4 /28.'))] = "172.16.0.0/28"
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
     #: Regional control plane + nodes over the zones; zonal (first zone) when false. Prod is regional.
     regional: Optional[bool] = None
@@ -251,7 +257,7 @@ class Exposure(Strict):
 
     #: A prefix, not ``/``, not a platform route (``/metrics``, ``/healthz``, ``/.well-known``, ``/grafana``,
     #: ``/jenkins``) and not overlapping another service's path on the same host.
-    path: Annotated[str, AfterValidator(lambda x: v.expose_path(x, PLATFORM_ROUTES))]
+    path: Annotated[str, AfterValidator(_doc(lambda x: v.expose_path(x, PLATFORM_ROUTES), v.expose_path.__doc__))]
     host: HostName = "*"
 
 
@@ -410,8 +416,10 @@ class MeshConfig(Strict):
 
 class Receiver(Strict):
     name: str
-    type: Literal["slack", "pagerduty", "email"]
-    severity: Literal["page", "ticket"]
+    type: Literal["slack", "pagerduty", "email", "webhook"]
+    #: ``deadman``: a dead man's switch (e.g. a webhook of healthchecks.io / PagerDuty's dead man's
+    #: snitch) that gets only the always-firing Watchdog, every minute.
+    severity: Literal["page", "ticket", "deadman"]
     #: Stack secret (``pulumi config set --secret KEY``) holding the webhook URL / routing key / password.
     secret_config_key: str
     channel: Optional[str] = None
@@ -433,7 +441,7 @@ class MonitoringConfig(Strict):
     retention: str = "7d"
     storage: str = "20Gi"
     storage_class: Optional[str] = None
-    grafana_host: Optional[Annotated[str, AfterValidator(lambda x: v.hostname(x, wildcard=False))]] = None
+    grafana_host: Optional[Annotated[str, AfterValidator(_doc(lambda x: v.hostname(x, wildcard=False), 'A DNS host name (RFC 1123), no wildcard.'))]] = None
     #: Expose Grafana through the mesh ingress at this path prefix (otherwise port-forward).
     expose_grafana: bool = False
     receivers: list[Receiver] = []
@@ -459,6 +467,10 @@ class MonitoringConfig(Strict):
 class CicdConfig(Strict):
     enabled: bool = True
     admin_user: str = "admin"
+    #: More Jenkins administrators (users of the security realm); ``admin_user`` always is one.
+    admins: list[str] = []
+    #: Jenkins users who may read and build jobs (nothing else; anyone not listed gets no permission).
+    developers: list[str] = []
     storage: str = "8Gi"
     #: StorageClass of the Jenkins home volume (the cluster's default when unset).
     storage_class: Optional[str] = None
@@ -497,6 +509,17 @@ class KarpenterConfig(Strict):
     cpu_limit: int = Field(200, ge=1)
     memory_limit: str = "800Gi"
     consolidation: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
+    #: EC2NodeClass AMI alias, e.g. ``al2023@v20251103``; prod should pin a version (``@latest`` rolls
+    #: every node to each new AMI release, untested).
+    ami_alias: str = "al2023@latest"
+    #: Consolidation delay and disruption budget; default by tier (``KARPENTER_DISRUPTION``).
+    consolidate_after: Optional[str] = None
+    disruption_budget: Optional[str] = None
+
+
+#: Karpenter (consolidateAfter, disruption budget) per tier: prod consolidates slowly, one node in
+#: twenty at a time, so spot churn and consolidation do not keep rescheduling the HA replicas.
+KARPENTER_DISRUPTION = {"dev": ("1m", "10%"), "staging": ("5m", "10%"), "prod": ("15m", "5%")}
 
 
 class CertManagerConfig(Strict):
@@ -630,9 +653,13 @@ def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
 
 
 def _structural_errors(exc: ValidationError) -> list[tuple[str, str]]:
-    errors = []
+    errors, mismatches = [], set()
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # drop pydantic's validator and union-branch tags (``function-after[...]``, ``dict[str,...]``, ``str``)
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (
+            p.startswith("function-") or "[" in p or p in ("str", "int", "list", "dict"))))
+        if err["type"] in ("string_type", "dict_type", "list_type"):
+            mismatches.add(_path(loc))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             model = _model_at(loc)
@@ -643,7 +670,10 @@ def _structural_errors(exc: ValidationError) -> list[tuple[str, str]]:
         elif err["type"] == "literal_error":
             msg = f"{msg} (got {err.get('input')!r})"
         errors.append((_path(loc), msg))
-    return errors
+    # a union (``image: str | {cluster: ref}``): report the branch that matched the shape, not the other one
+    deeper = {p for p, _ in errors}
+    return [(p, m) for p, m in errors if not (p in mismatches and m.startswith("Input should be a valid") and any(
+        d.startswith(p + ".") or d.startswith(p + "[") for d in deeper))]
 
 
 def parse_config(raw: dict, secret_keys: Optional[set[str]] = None) -> StackConfig:
@@ -725,11 +755,17 @@ def load_stack_config() -> StackConfig:
     from pulumi.runtime.config import CONFIG, is_config_secret
 
     secrets = {k.split(":", 1)[1] for k in CONFIG.get() if k.startswith(PROJECT + ":") and is_config_secret(k)}
+    from stacks.stack_file import namespace_errors  # noqa: PLC0415 (stack_file imports this module)
+
+    errors = namespace_errors(sorted(CONFIG.get()))
     try:
-        return parse_config(raw, secret_keys=secrets)
+        cfg = parse_config(raw, secret_keys=secrets)
     except ConfigError as err:
-        print(err.report(pulumi.get_stack()), file=sys.stderr)
+        errors += err.errors
+    if errors:
+        print(ConfigError(errors).report(pulumi.get_stack()), file=sys.stderr)
         raise SystemExit(2) from None
+    return cfg
 
 
 def _unknown_project_keys(known: set[str]) -> list[str]:

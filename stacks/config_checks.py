@@ -70,6 +70,7 @@ def _image_errors(path: str, svc: dict, clusters: list) -> list[tuple[str, str]]
 
 
 def _duplicates(raw: dict) -> list[tuple[str, str]]:
+    """Cluster, service and namespace names are unique."""
     errors = []
     for key in ("clusters", "services", "namespaces"):
         seen: dict = {}

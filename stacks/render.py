@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from cnplatform.validation import ArgsError
 
 from stacks.config import PROJECT, ConfigError, parse_config, raw_from_stack_file, secret_config_keys
 from stacks.offline import Capture, Registration, run_stack, unwrap
@@ -156,10 +157,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     args = parser.parse_args(argv)
 
-    doc = load_stack_file(args.stack, args.config)
-    raw, secure = raw_from_stack_file(doc, PROJECT)
     try:
-        cfg = parse_config(raw)
+        cfg, raw, secure = validated(args.stack, args.config, args.out)
     except ConfigError as err:
         print(err.report(args.stack), file=sys.stderr)
         return 2
@@ -168,7 +167,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"warning: stack secret {key!r} is not set (pulumi config set --secret {key} ...); "
               "rendering a placeholder", file=sys.stderr)
         secure[key] = "unset"
-    capture = run_stack(cfg, stack=args.stack, raw=raw, secure=secure)
+    try:
+        capture = run_stack(cfg, stack=args.stack, raw=raw, secure=secure)
+    except ArgsError as err:  # a rule the config validation should have had: still exit 2, nothing written
+        print(f"stack {args.stack!r}: a component rejected its arguments (please report: the config "
+              f"validation should have caught this):\n{err}", file=sys.stderr)
+        return 2
     summary = render(capture, Path(args.out))
     if not args.quiet:
         print(format_summary(args.stack, summary, args.out))
@@ -176,6 +180,22 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         print(report(cfg))
     return 0
+
+
+def validated(stack: str, config: Optional[str], out: str) -> tuple[Any, dict, dict[str, str]]:
+    """(config, raw, secure values) of the stack file, or one ConfigError with every problem (nothing written)."""
+    from stacks import stack_file
+
+    raw, secure, errors = stack_file.load(stack, config, PROJECT)
+    errors += stack_file.out_dir_errors(out)
+    try:
+        cfg = parse_config(raw)
+    except ConfigError as err:
+        errors += err.errors
+        cfg = None
+    if errors:
+        raise ConfigError(errors)
+    return cfg, raw, secure
 
 
 def format_summary(stack: str, summary: dict[str, Counter], out: str) -> str:

@@ -121,6 +121,8 @@ COMMENTED_DEFAULTS = {
     # istiod values.yaml: "# validationFailurePolicy: Fail" under base:, read by both charts' validators.
     "istiod": ["base.validationFailurePolicy"],
     "base": ["base.validationFailurePolicy"],
+    # grafana values.yaml: "# useExistingRole: name-of-some-role" under rbac:.
+    "kube-prometheus-stack": ["grafana.rbac.useExistingRole"],
 }
 
 
@@ -159,10 +161,16 @@ def upstream_values(chart: str) -> dict:
         inner = values.pop("_internal_defaults_do_not_set")
         values = {**inner, **values}
     for key, sub in SUBCHARTS.get(folder, {}).items():
-        merged = dict(upstream_values(sub))
-        merged.update(values.get(key) or {})
-        values[key] = merged
+        values[key] = _deep_merge(upstream_values(sub), values.get(key) or {})
     return values
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """Helm's coalescing of a parent chart's values over a subchart's: nested maps merge key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def chart_version(chart: str) -> str:

@@ -199,3 +199,16 @@ def test_unsupported_kubernetes_minor_is_a_config_error():
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
     assert "clusters[0].kubernetes_version" in str(err.value) and "supported: 1.35" in str(err.value)
+
+
+def test_partial_resources_keep_the_other_defaults():
+    cfg = parse_config(bad(lambda r: r["services"][0].update(resources={"requests": {"memory": "512Mi"}})))
+    res = cfg.services[0].resources
+    assert (res.requests.cpu, res.requests.memory, res.limits.cpu, res.limits.memory) == ("100m", "512Mi", "500m", "512Mi")
+
+
+def test_env_literals_too_big_for_the_api_server():
+    from cnplatform.validation import MAX_ENV_BYTES
+
+    errs = errors_of(bad(lambda r: r["services"][0].update(env={"BLOB": "x" * (MAX_ENV_BYTES + 1)})))
+    assert "services[0].env" in paths(errs) and "object size limit" in dict(errs)["services[0].env"]

@@ -97,7 +97,8 @@ def test_baseline_namespaces_restricted_with_default_deny():
     assert "istio-injection" not in namespaces["shop"]
     deny = {p["metadata"]["namespace"]: p["spec"] for p in objects(cap, "NetworkPolicy")
             if p["metadata"]["name"] == "default-deny-all"}
-    assert set(deny) == {"shop", "tools"}
+    # The baseline's app namespaces, plus every platform namespace (cnplatform.netpolicy).
+    assert set(deny) == {"shop", "tools", "monitoring", "node-exporter", "cert-manager", "jenkins"}
     assert all(s == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]} for s in deny.values())
 
 

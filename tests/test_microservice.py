@@ -334,8 +334,11 @@ def test_env_from_config_and_secret_env_use_secret_key_ref():
 
 
 def test_secret_env_wins_over_a_plain_value_of_the_same_name():
-    args = MicroserviceArgs(name="a", image="x:1", env={"MYSQL_PASSWORD": "oops"}, database_host="h",
+    with pytest.raises(ValueError, match="MYSQL_PASSWORD looks like a secret"):  # refused when constructed
+        MicroserviceArgs(name="a", image="x:1", env={"MYSQL_PASSWORD": "oops"})
+    args = MicroserviceArgs(name="a", image="x:1", database_host="h",
                             database_secret="a-db", secret_env={"TOKEN": SecretKeyRef("t", "k")})
+    args.env = {"MYSQL_PASSWORD": "oops"}  # set afterwards: the spec still lets the Secret win
     env = spec.container_env(args)
     assert {"name": "MYSQL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "a-db", "key": "password"}}} in env
     assert not [e for e in env if e.get("value") == "oops"]

@@ -283,7 +283,7 @@ def test_grafana_admin_from_existing_secret_and_dashboard_sidecar():
     assert g["admin"] == {"existingSecret": "grafana-admin", "userKey": "admin-user", "passwordKey": "admin-password"}
     assert "adminPassword" not in g
     assert g["sidecar"]["dashboards"] == {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
-                                          "searchNamespace": "ALL"}
+                                          "searchNamespace": NS, "resource": "configmap"}
 
 
 def test_selectors_pick_up_objects_labelled_release_in_any_namespace():
@@ -469,7 +469,7 @@ def test_chart_pinned_in_monitoring_and_custom_resources_wait_for_it():
         regs = regs_of(cap, kind, "dev")
         assert regs and all(chart.urn in r.depends_on for r in regs)
     ns = next(o for o in objects(cap, "Namespace", "dev") if o["metadata"]["name"] == NS)
-    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     secret_names = {r.urn for r in regs_of(cap, "Secret", "dev") if unwrap(r.inputs)["metadata"]["namespace"] == NS}
     assert secret_names <= set(chart.depends_on)
 

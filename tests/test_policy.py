@@ -89,7 +89,8 @@ def test_pack_declares_every_guarantee():
     assert [p.name for p in P.POLICIES] == [
         "no-privileged-containers", "container-resources", "no-literal-secrets-in-env",
         "load-balancer-needs-annotation", "prod-protected-stateful-resources", "prod-deployment-availability",
-        "private-gke-webhook-ports", "eks-network-policy-enforced", "image-from-reachable-registry"]
+        "private-gke-webhook-ports", "eks-network-policy-enforced", "image-from-reachable-registry",
+        "namespace-default-deny"]
     assert all(p.description for p in P.POLICIES)
 
 

@@ -165,3 +165,19 @@ def test_the_charts_webhooks_on_private_gke_are_reachable(rendered):
     assert caught and all(name == "private-gke-webhook-ports" for name, _ in caught)
     assert all("istio-system/istiod on target port 15017" in m for _, m in caught)
     assert not any("cert-manager" in m for _, m in caught)  # its webhook listens on 10250
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_namespace_without_default_deny_is_caught(rendered, stack):
+    resources = plan_resources(rendered, stack)
+    denies = [r for r in resources if r.kind == "NetworkPolicy" and r.namespace == "monitoring"
+              and R._is_default_deny(r.props.get("spec") or {})]
+    assert denies
+    found = run_pack([r for r in resources if r.urn != denies[0].urn])
+    assert [name for name, _ in found] == ["namespace-default-deny"]
+    assert "Namespace monitoring has no default-deny" in found[0][1]
+    # An allow-all policy (rules present) is not a default-deny.
+    allow = R.Res(denies[0].type, {**denies[0].props, "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                                                                "egress": [{}]}},
+                  denies[0].urn, denies[0].provider, denies[0].depends_on)
+    assert [n for n, _ in run_pack([allow if r.urn == allow.urn else r for r in resources])] == ["namespace-default-deny"]

@@ -355,7 +355,7 @@ def test_cloud_sql_private_ip_only_regional_with_binlogs_in_prod():
 @pytest.mark.parametrize("args, message", [
     (dict(cloud="aws", region="us-east-1"), "needs vpc_id, subnet_ids (private), region and allowed_cidrs"),
     (dict(cloud="gcp", region="europe-west1"), "needs network_id, region and project"),
-    (dict(cloud="azure"), "unknown cloud 'azure'"),
+    (dict(cloud="azure"), "cloud: 'azure' is not one of 'local', 'aws', 'gcp'"),
 ])
 def test_cloud_database_without_network_facts_fails_clearly(args, message):
     def program():

@@ -23,6 +23,8 @@ from cnplatform.options import inherited_depends_on
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.manifests import custom_resource
 from cnplatform.naming import type_token
+from cnplatform.netpolicy import cert_manager_policies, create_network_policies
+from cnplatform import validation as _v
 
 CHART = "cert-manager"
 CHART_VERSION = "v1.21.1"
@@ -78,6 +80,13 @@ class CertManagerArgs:
     """ACME directory URL (Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory)."""
     acme_ingress_class: str = "istio"
     """Ingress class of the HTTP-01 solver's temporary Ingress (``kubernetes.io/ingress.class``)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "namespace": _v.dns_label, "replicas": _v.positive, "issuer": _v.one_of("ca", "acme"),
+            "issuer_name": _v.dns_label,
+        })
 
 
 def cert_manager_values(replicas: int) -> dict:
@@ -209,6 +218,8 @@ class CertManager(pulumi.ComponentResource):
                       "labels": namespace_labels(NamespaceSpec(args.namespace, "restricted"), mesh_injection=False)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
         )
+        create_network_policies(name, args.namespace, cert_manager_policies(),
+                                pulumi.ResourceOptions(parent=self, depends_on=[ns]))
         self.chart = k8s.helm.v4.Chart(
             f"{name}-chart",
             **chart_source(CHART, args.repository, args.charts_dir),

@@ -10,6 +10,7 @@ from cnplatform.options import inherited_depends_on
 from cnplatform.addons.cert_manager import API_VERSION, ISSUER_ACME
 from cnplatform.manifests import custom_resource
 from cnplatform.naming import type_token
+from cnplatform import validation as _v
 
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -26,6 +27,13 @@ class TlsCertificateArgs:
     """ClusterIssuer that signs it."""
     dns_names: list[str] = field(default_factory=list)
     """Subject alternative names (at least one)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "namespace": _v.dns_label, "secret_name": _v.dns_label, "issuer_name": _v.dns_label,
+            "dns_names": _v.hostname,
+        })
 
 
 def dns_names_for(hosts: list[str], issuer: str, fallback: str) -> list[str]:

@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from cnplatform.charts import chart_source
 from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
+from cnplatform import validation as _v
 
 CHART = "metrics-server"
 CHART_VERSION = "3.13.1"
@@ -53,6 +54,13 @@ class MetricsServerArgs:
     """CPU limit of the metrics-server container."""
     memory_limit: str = "256Mi"
     """Memory limit of the metrics-server container."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "namespace": _v.dns_label, "replicas": _v.positive, "cpu_request": _v.quantity,
+            "memory_request": _v.quantity, "cpu_limit": _v.quantity, "memory_limit": _v.quantity,
+        }, checks=[_v.requests_within_limits(("cpu_request", "cpu_limit"), ("memory_request", "memory_limit"))])
 
 
 def metrics_server_values(args: MetricsServerArgs) -> dict:

@@ -19,6 +19,8 @@ import yaml
 
 from cnplatform.charts import chart_source
 from cnplatform.naming import MANAGED_BY, PART_OF, type_token
+from cnplatform.netpolicy import create_network_policies, jenkins_policies
+from cnplatform import validation as _v
 
 CHART = "jenkins"
 CHART_VERSION = "5.9.53"
@@ -49,10 +51,18 @@ PLUGINS: tuple[str, ...] = (
     "credentials-binding:687.v619cb_57e983f",
     "github-branch-source:1834.v857721ea_74c6",
     "lockable-resources:1385.v089dd83a_b_a_11",
+    "matrix-auth:3.2.9",
 )
+
+#: Global matrix permissions (matrix-auth): administrators get everything, developers read and build.
+ADMIN_PERMISSIONS = ("Overall/Administer",)
+DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Discover", "Job/Read", "Job/Build", "Job/Cancel", "View/Read")
 
 #: The pipeline credentials (ids) the Jenkinsfile uses; each is a labelled Kubernetes Secret.
 PIPELINE_CREDENTIALS = ("pulumi-access-token", "aws-deploy", "gcp-deploy", "github-token")
+#: The read-only identities pull requests preview with (a Pulumi token and cloud roles that can read,
+#: not change, the stacks): same kinds as the first three above.
+PREVIEW_CREDENTIALS = ("pulumi-preview-token", "aws-preview", "gcp-preview")
 
 DEFAULT_CONTROLLER_RESOURCES = {"requests": {"cpu": "250m", "memory": "1Gi"},
                                 "limits": {"cpu": "1500m", "memory": "2Gi"}}
@@ -94,6 +104,10 @@ class JenkinsArgs:
     """Stacks whose deployment waits for a manual approval."""
     admin_user: str = "admin"
     """Name of the local admin user (its password is generated)."""
+    admins: list[str] = field(default_factory=list)
+    """More users (of the security realm) with Overall/Administer; ``admin_user`` always has it."""
+    developers: list[str] = field(default_factory=list)
+    """Users who may read and build jobs (no configure, no replay, no script console)."""
     storage: str = "8Gi"
     """Size of the Jenkins home volume."""
     storage_class: Optional[str] = None
@@ -110,6 +124,14 @@ class JenkinsArgs:
     """Pod Security level enforced on the namespace (kaniko agents run as root: baseline)."""
     mesh_injection: bool = False
     """Istio sidecar injection in the namespace (off: sidecars keep agent pods from finishing)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "services": _v.dns_label, "deploy_image": _v.digest_image, "storage": _v.quantity,
+            "java_heap_percent": _v.in_range(10, 90),
+            "pod_security": _v.one_of("restricted", "baseline", "privileged"),
+        })
 
 
 # ------------------------------------------------------------------------------- pure functions
@@ -133,9 +155,10 @@ def namespace_labels(args: JenkinsArgs) -> dict[str, str]:
 
 
 def agent_role_rules(registry_secret: str = REGISTRY_SECRET) -> list[dict[str, Any]]:
-    """What a pipeline's pod may do in ``jenkins``: run and inspect pods, read the push secret only."""
+    """What a pipeline's pod may do in ``jenkins``: run and inspect pods, read the push secret only
+    (no ``pods/exec``: the controller execs into agent containers with its own Role)."""
     return [
-        {"apiGroups": [""], "resources": ["pods", "pods/exec", "pods/log"],
+        {"apiGroups": [""], "resources": ["pods", "pods/log"],
          "verbs": ["create", "delete", "get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [registry_secret], "verbs": ["get"]},
     ]
@@ -265,6 +288,16 @@ def registries_env(registries: dict[str, str]) -> str:
     return " ".join(f"{cluster}={url}" for cluster, url in sorted(registries.items()) if url)
 
 
+def authorization_strategy(admins: list[str], developers: list[str]) -> dict[str, Any]:
+    """matrix-auth ``globalMatrix``: the chart admin and ``admins`` administer, ``developers`` read and
+    build; anyone else (logged in or not) gets no permission at all."""
+    entries = [{"user": {"name": name, "permissions": list(ADMIN_PERMISSIONS)}}
+               for name in ["${chart-admin-username}", *sorted(set(admins))]]
+    entries += [{"user": {"name": name, "permissions": list(DEVELOPER_PERMISSIONS)}}
+                for name in sorted(set(developers) - set(admins))]
+    return {"globalMatrix": {"entries": entries}}
+
+
 def jcasc_scripts(args: JenkinsArgs, registries: Optional[dict[str, str]] = None) -> dict[str, str]:
     """``controller.JCasC.configScripts``: one YAML document per concern."""
     security = {
@@ -276,7 +309,7 @@ def jcasc_scripts(args: JenkinsArgs, registries: Optional[dict[str, str]] = None
                 "users": [{"id": "${chart-admin-username}", "name": "Jenkins Admin",
                            "password": "${chart-admin-password}"}],
             }},
-            "authorizationStrategy": {"loggedInUsersCanDoAnything": {"allowAnonymousRead": False}},
+            "authorizationStrategy": authorization_strategy(args.admins, args.developers),
             "disableRememberMe": True,
             "numExecutors": 0,
             "mode": "EXCLUSIVE",
@@ -384,6 +417,7 @@ class Jenkins(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(
             f"{name}-ns", metadata={"name": NAMESPACE, "labels": namespace_labels(args)}, opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        create_network_policies(name, NAMESPACE, jenkins_policies(), in_ns)
 
         password = random.RandomPassword(
             f"{name}-admin-password", length=24, special=False,

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cnplatform.naming import MANAGED_BY, type_token
+from cnplatform import validation as _v
 
 
 @dataclass
@@ -28,6 +29,10 @@ class ClusterBaselineArgs:
     """Label app namespaces for Istio sidecar injection."""
     default_deny: bool = True
     """Create a default-deny (ingress and egress) NetworkPolicy in every app namespace."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {})
 
 
 def namespace_labels(ns: NamespaceSpec, mesh_injection: bool) -> dict[str, str]:

@@ -10,8 +10,13 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
-import pulumi_aws as aws
-import pulumi_kubernetes as k8s
+from cnplatform.extras import missing_extra
+
+try:
+    import pulumi_aws as aws
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, __name__) from None
+import pulumi_kubernetes as k8s  # noqa: E402
 
 from cnplatform.cluster import iam
 from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
@@ -45,6 +50,11 @@ AMI_TYPE = "AL2023_x86_64_STANDARD"
 NODE_POOL_LABEL = "cnplatform.io/node-pool"
 SYSTEM_POOL = "system"
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+
+
+def storage_reclaim_policy(deletion_protection: bool) -> str:
+    """Reclaim policy of the default StorageClass: ``Retain`` where the cluster is protected."""
+    return "Retain" if deletion_protection else "Delete"
 
 
 @dataclass
@@ -320,12 +330,14 @@ class EksCluster(Cluster):
         self.ready = groups
         self.provider = self._make_provider(name, pulumi.Output.secret(kubeconfig), depends_on=[cluster, *groups])
         # EKS 1.30+ has no default StorageClass: an encrypted gp3 one (EBS CSI) for PVCs without a class.
+        # With deletion protection (prod) its volumes are retained: a deleted PVC (a mistaken destroy or
+        # rename of Jenkins or Prometheus) leaves the EBS volume and its PV to rebind.
         k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata={"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
                       "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
             provisioner="ebs.csi.aws.com", volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True,
-            reclaim_policy="Delete", parameters={"type": "gp3", "encrypted": "true"},
+            reclaim_policy=storage_reclaim_policy(args.deletion_protection), parameters={"type": "gp3", "encrypted": "true"},
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider,
                                         depends_on=[*groups, self.addons["aws-ebs-csi-driver"]]))
 

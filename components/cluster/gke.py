@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
-from cnplatform.extras import require
-gcp = require("pulumi_gcp", "cnplatform.cluster.gke")
+from cnplatform.extras import missing_extra
+try:
+    import pulumi_gcp as gcp
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, __name__) from None
 
 from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
 from cnplatform.naming import MANAGED_BY, type_token
+from cnplatform import validation as _v
 
 #: The only project roles the node service account gets (logs, metrics, metadata, image pulls).
 NODE_SA_ROLES = (
@@ -87,6 +91,16 @@ class GkeClusterArgs:
     control_plane_ports: list[int] = field(default_factory=list)
     """Node TCP ports the control plane must reach: the target ports of the admission webhooks and
     aggregated APIs installed on the cluster (GKE itself opens only 443 and 10250 to private nodes)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "zones": _v.dns_label, "network_cidr": _v.cidr, "pods_cidr": _v.cidr, "services_cidr": _v.cidr,
+            "master_cidr": lambda x: _v.private_cidr(x, 28, 28), "master_authorized_networks": _v.cidr,
+            "release_channel": _v.one_of("RAPID", "REGULAR", "STABLE"), "api_clients": _v.cidr,
+            "nat_addresses": _v.in_range(1, 16), "registry_repository": _v.dns_label,
+            "control_plane_ports": _v.port,
+        })
 
 
 def node_service_account_id(cluster: str) -> str:

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
-from cnplatform.extras import require
-aws = require("pulumi_aws", "cnplatform.cluster.karpenter")
+from cnplatform.extras import missing_extra
+try:
+    import pulumi_aws as aws
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, __name__) from None
 import pulumi_kubernetes as k8s
 
 from cnplatform.cluster import iam
@@ -70,6 +73,10 @@ class KarpenterArgs:
     """Total memory the default NodePool may provision."""
     consolidation: str = "WhenEmptyOrUnderutilized"
     """Consolidation policy of the default NodePool."""
+    consolidate_after: str = "1m"
+    """How long a node stays empty/underutilized before Karpenter consolidates it (tier default)."""
+    disruption_budget: str = "10%"
+    """Nodes Karpenter may disrupt at once (tier default)."""
     node_volume_gb: int = 50
     """Root volume of Karpenter nodes (GiB, encrypted gp3)."""
     ami_alias: str = "al2023@latest"
@@ -149,8 +156,8 @@ def node_pool(args: KarpenterArgs) -> dict:
                 },
             },
             "limits": {"cpu": str(args.cpu_limit), "memory": args.memory_limit},
-            "disruption": {"consolidationPolicy": args.consolidation, "consolidateAfter": "1m",
-                           "budgets": [{"nodes": "10%"}]},
+            "disruption": {"consolidationPolicy": args.consolidation, "consolidateAfter": args.consolidate_after,
+                           "budgets": [{"nodes": args.disruption_budget}]},
         },
     }
 

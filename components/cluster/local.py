@@ -13,6 +13,7 @@ from cnplatform.cluster.base import Cluster
 from cnplatform.cluster.capacity import NodeCapacity
 from cnplatform.naming import type_token
 from cnplatform.quantity import cpu_millicores, memory_mib
+from cnplatform import validation as _v
 
 #: The kubeconfig holds cluster-admin credentials: never logged, and secret in the state.
 KUBECONFIG_READ = {"logging": "none"}
@@ -43,6 +44,13 @@ class LocalClusterArgs:
     """CPU the kind node(s) may use in total (the host's Docker share)."""
     node_memory: str = "8Gi"
     """Memory the kind node(s) may use in total."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "node_image": _v.digest_image, "workers": _v.in_range(0, 5), "http_port": _v.port,
+            "https_port": _v.port, "node_cpu": _v.quantity, "node_memory": _v.quantity,
+        })
 
 
 def kind_config(args: LocalClusterArgs) -> dict:

@@ -22,6 +22,7 @@ import pulumi_random as random
 from cnplatform.database import spec
 from cnplatform.naming import selector_labels, type_token
 from cnplatform.options import inherited_depends_on
+from cnplatform import validation as _v
 
 
 
@@ -86,6 +87,18 @@ class MySqlDatabaseArgs:
     """gcp: VPC network id / self link for the private IP (needs private service access)."""
     tier: str = "db-custom-1-3840"
     """gcp: Cloud SQL machine tier (ENTERPRISE edition)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "service": _v.dns_label, "namespace": _v.dns_label, "cloud": _v.one_of("local", "aws", "gcp"),
+            "database": _v.database_name, "storage": _v.quantity,
+            "mysql_version": _v.one_of(*spec.MYSQL_VERSIONS), "image": _v.pinned_image,
+            "cpu_request": _v.quantity, "memory_request": _v.quantity, "cpu_limit": _v.quantity,
+            "memory_limit": _v.quantity, "cluster": _v.dns_label, "backup_retention_days": _v.in_range(0, 35),
+            "allowed_cidrs": _v.cidr,
+        }, checks=[_v.requests_within_limits(("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")),
+                   _v.derived("service", ["-mysql", "-db-root"])])
 
 
 class MySqlDatabase(pulumi.ComponentResource):
@@ -298,6 +311,10 @@ class CloudSqlPrivateAccessArgs:
     """Project of the network."""
     prefix_length: int = 20
     """Size of the range Google allocates for Cloud SQL (``/20`` = 4096 addresses)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {"prefix_length": _v.in_range(8, 24)})
 
 
 class CloudSqlPrivateAccess(pulumi.ComponentResource):

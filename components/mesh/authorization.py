@@ -10,6 +10,7 @@ from typing import Optional
 
 from cnplatform.mesh._resources import metadata
 from cnplatform.naming import selector_labels
+from cnplatform import validation as _v
 
 SECURITY_API = "security.istio.io/v1"
 #: Prometheus' namespace (the monitoring layer); it may read /metrics with an mTLS identity.
@@ -37,6 +38,13 @@ class ServiceAuthorizationArgs:
     """Namespaces whose workloads may GET ``metrics_path`` (Prometheus)."""
     metrics_path: str = "/metrics"
     """Metrics endpoint of the service."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "service": _v.dns_label, "namespace": _v.dns_label, "port": _v.port, "gateway_paths": _v.http_path,
+            "metrics_namespaces": _v.dns_label, "metrics_path": _v.http_path,
+        })
 
 
 # ------------------------------------------------------------------------------------ pure builders

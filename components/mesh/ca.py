@@ -13,6 +13,7 @@ import pulumi
 import pulumi_tls as tls
 
 from cnplatform.naming import type_token
+from cnplatform import validation as _v
 
 #: Key usages of a CA certificate (a CA signs certificates and CRLs).
 CA_USES = ["cert_signing", "crl_signing", "digital_signature"]
@@ -34,6 +35,10 @@ class MeshRootCaArgs:
     """Lifetime of the root (rotating it means re-issuing every intermediate)."""
     rsa_bits: int = 4096
     """RSA key size."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {"validity_hours": _v.positive, "rsa_bits": _v.one_of(2048, 3072, 4096)})
 
 
 def cacerts_data(ca_cert: str, ca_key: str, root_cert: str) -> dict[str, str]:

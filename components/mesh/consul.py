@@ -14,6 +14,7 @@ from cnplatform.mesh import values as v
 from cnplatform.mesh._resources import MESH_LABELS, child_opts
 from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
+from cnplatform import validation as _v
 
 
 @dataclass
@@ -28,6 +29,13 @@ class ConsulCatalogSyncArgs:
     """Kubernetes namespaces whose Services are synced to Consul (empty: all but kube-system/public)."""
     pod_security: str = "baseline"
     """Pod Security Standards level of the consul namespace."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "server_replicas": _v.positive, "app_namespaces": _v.dns_label,
+            "pod_security": _v.one_of("restricted", "baseline", "privileged"),
+        })
 
 
 def consul_values(args: ConsulCatalogSyncArgs) -> dict:

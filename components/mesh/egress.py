@@ -14,6 +14,7 @@ from cnplatform.manifests import custom_resource
 from cnplatform.mesh._resources import child_opts, metadata
 from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
+from cnplatform import validation as _v
 
 NETWORKING_API = "networking.istio.io/v1"
 
@@ -36,6 +37,13 @@ class ExternalServiceArgs:
     """IPs / CIDRs of the destination (e.g. the VPC CIDR of a private cloud database)."""
     resolution: Optional[str] = None
     """``DNS`` or ``NONE``; default: NONE with addresses, DNS without."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "name": _v.dns_label, "namespace": _v.dns_label, "hosts": _v.hostname, "port": _v.port,
+            "addresses": _v.cidr,
+        })
 
 
 def service_entry(args: ExternalServiceArgs) -> dict:

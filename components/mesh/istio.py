@@ -24,6 +24,8 @@ from cnplatform.mesh.authorization import allow_nothing, peer_authentication
 from cnplatform.mesh.ca import CACERTS_SECRET, HOURS_PER_YEAR, MeshRootCa, MeshRootCaArgs, cacerts_data, intermediate_ca
 from cnplatform.mesh.service_policy import ServiceMeshObjects, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.naming import service_account_principal, type_token
+from cnplatform.netpolicy import create_network_policies, istio_system_policies
+from cnplatform import validation as _v
 
 NETWORKING_API = "networking.istio.io/v1"
 PUBLIC_GATEWAY_NAME = "public-gateway"
@@ -139,6 +141,22 @@ class IstioMeshArgs:
     def __post_init__(self) -> None:
         if not self.network:
             self.network = f"network-{self.cluster_name}"
+        _v.check_args(self, {
+            "cluster_name": _v.dns_label, "mesh_id": _v.dns_label, "istiod_replicas": _v.positive,
+            "istiod_cpu_request": _v.quantity, "istiod_memory_request": _v.quantity,
+            "istiod_cpu_limit": _v.quantity, "istiod_memory_limit": _v.quantity,
+            "proxy_cpu_request": _v.quantity, "proxy_memory_request": _v.quantity,
+            "proxy_cpu_limit": _v.quantity, "proxy_memory_limit": _v.quantity,
+            "outbound_traffic_policy": _v.one_of("ALLOW_ANY", "REGISTRY_ONLY"), "gateway_replicas": _v.positive,
+            "gateway_cpu_request": _v.quantity, "gateway_memory_request": _v.quantity,
+            "gateway_cpu_limit": _v.quantity, "gateway_memory_limit": _v.quantity,
+            "gateway_service_type": _v.one_of("ClusterIP", "NodePort", "LoadBalancer"),
+            "http_node_port": _v.in_range(30000, 32767), "https_node_port": _v.in_range(30000, 32767),
+            "ingress_hosts": _v.hostname, "tls_secret_name": _v.dns_label, "app_namespaces": _v.dns_label,
+        }, checks=[_v.requests_within_limits(*[(f"{p}_{r}_request", f"{p}_{r}_limit")
+                                               for p in ("istiod", "proxy", "gateway") for r in ("cpu", "memory")]),
+                   _v.not_above("istiod_replicas", "istiod_autoscale_max"),
+                   _v.not_above("gateway_replicas", "gateway_autoscale_max")])
 
 
 # ------------------------------------------------------------------------------------ pure builders
@@ -250,14 +268,14 @@ def gateway_selector(release: str, labels: dict[str, str]) -> dict[str, str]:
 def gateway_network_policy(release: str, labels: dict[str, str], ports: list[int],
                            namespace: str = v.ISTIO_NAMESPACE) -> dict:
     """Gateway pods accept connections on their listener, health and metrics ports only (from anywhere:
-    clients, load balancers and node ports); egress stays open (istiod, every service, other clusters)."""
+    clients, load balancers and node ports); their egress is istio-system's ``gateways-egress``
+    (cnplatform.netpolicy: pods of the cluster, DNS, remote east-west gateways)."""
     return {
         "metadata": metadata(release, namespace),
         "spec": {
             "podSelector": {"matchLabels": gateway_selector(release, labels)},
-            "policyTypes": ["Ingress", "Egress"],
+            "policyTypes": ["Ingress"],
             "ingress": [{"ports": [{"port": p, "protocol": "TCP"} for p in ports]}],
-            "egress": [{}],
         },
     }
 
@@ -320,6 +338,8 @@ class IstioMesh(pulumi.ComponentResource):
             f"{name}-ns", metadata={"name": ns_name, "labels": namespace_labels(args)},
             opts=child_opts(self, deps))
         self.namespace_resource = namespace
+        create_network_policies(name, ns_name, istio_system_policies(multicluster=args.east_west_gateway),
+                                child_opts(self, deps, namespace))
 
         # ---- CA: intermediate per cluster, signed by the stack's root.
         root_cert, root_key = args.root_cert_pem, args.root_key_pem

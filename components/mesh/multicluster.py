@@ -16,6 +16,7 @@ from cnplatform.mesh._resources import child_opts, metadata
 from cnplatform.options import inherited_depends_on
 from cnplatform.mesh.values import ISTIO_NAMESPACE
 from cnplatform.naming import type_token
+from cnplatform import validation as _v
 
 MULTICLUSTER_LABEL = {"istio/multiCluster": "true"}
 
@@ -57,6 +58,10 @@ class RemoteSecretArgs:
     """Token of the remote cluster's istio-reader-service-account (secret)."""
     namespace: str = ISTIO_NAMESPACE
     """Mesh namespace of this cluster."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {"remote_cluster": _v.dns_label, "namespace": _v.dns_label})
 
 
 class RemoteSecret(pulumi.ComponentResource):

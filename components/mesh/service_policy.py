@@ -11,6 +11,7 @@ from cnplatform.mesh.traffic import (ServiceTrafficPolicyArgs, destination_rule,
                                      service_host, virtual_service)
 from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
+from cnplatform import validation as _v
 
 
 @dataclass
@@ -21,6 +22,10 @@ class ServiceMeshPolicyArgs:
     """Routing, timeouts, retries, circuit breaking and canary weights of the service."""
     authorization: Optional[ServiceAuthorizationArgs] = None
     """Who may call it; default: nobody (the namespace's allow-nothing policy applies)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {})
 
 
 @dataclass(frozen=True)

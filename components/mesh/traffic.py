@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from cnplatform.mesh._resources import metadata
+from cnplatform import validation as _v
 
 NETWORKING_API = "networking.istio.io/v1"
 #: Retry only what is safe to retry at the proxy (5xx answers, resets, connect failures, HTTP/2 refusals).
@@ -65,6 +66,17 @@ class ServiceTrafficPolicyArgs:
     """The Istio Gateway (``namespace/name``) the public route binds to."""
     cluster_domain: str = "cluster.local"
     """Kubernetes cluster domain."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "service": _v.dns_label, "namespace": _v.dns_label, "port": _v.port, "timeout": _v.duration,
+            "retries": _v.in_range(0, 10), "per_try_timeout": _v.duration, "max_connections": _v.positive,
+            "max_pending_requests": _v.positive, "max_requests_per_connection": _v.in_range(0),
+            "consecutive_5xx_errors": _v.positive, "ejection_interval": _v.duration,
+            "base_ejection_time": _v.duration, "max_ejection_percent": _v.in_range(1, 100),
+            "canary_weight": _v.percent, "exposed_path": _v.expose_path, "exposed_hosts": _v.hostname,
+        })
 
 
 # ------------------------------------------------------------------------------------ pure builders

@@ -56,9 +56,10 @@ INGRESS_GATEWAY_SERVICE_ACCOUNT = INGRESS_GATEWAY_RELEASE
 EASTWEST_GATEWAY_LABELS = {"istio": "eastwestgateway"}
 #: Ports the gateways' pods accept traffic on (Envoy listeners, health 15021, merged/Envoy metrics).
 INGRESS_GATEWAY_PORTS = [80, 443, 15021, 15020, 15090]
-#: The east-west gateway: cross-network mTLS 15443, istiod (xDS/CA 15012, webhooks 15017) for remote
-#: proxies, health and metrics (the Service ports the chart renders for ``networkGateway``).
-EASTWEST_GATEWAY_PORTS = [15443, 15012, 15017, 15021, 15020, 15090]
+#: The east-west gateway's pods accept cross-network mTLS 15443, health and metrics only. The chart's
+#: ``networkGateway`` Service also lists 15012/15017 (istiod for primary-remote proxies): every cluster
+#: here is a primary with its own istiod, so no peer needs them and the pods refuse them.
+EASTWEST_GATEWAY_PORTS = [15443, 15021, 15020, 15090]
 
 #: ServiceAccount the base chart creates for remote secrets (multi-cluster endpoint discovery).
 READER_SERVICE_ACCOUNT = "istio-reader-service-account"
@@ -130,8 +131,9 @@ def istiod_values(args: "IstioMeshArgs") -> dict:
             "network": args.network,
             "multiCluster": {"clusterName": args.cluster_name},
             "logAsJson": True,
-            # The chart's NetworkPolicy: istiod accepts only its webhook and xDS/CA/monitoring ports.
-            "networkPolicy": {"enabled": True},
+            # Not the chart's NetworkPolicy (it opens all egress and 15010/15011/8080 from anywhere):
+            # istio-system's policies are ours (cnplatform.netpolicy.istio_system_policies).
+            "networkPolicy": {"enabled": False},
             # The chart renders the PDB only with > 1 replica (kubernetes#93476); enabled for HA tiers.
             "defaultPodDisruptionBudget": {"enabled": ha},
             "proxy": {

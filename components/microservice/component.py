@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from cnplatform.microservice import spec
 from cnplatform.naming import app_labels, selector_labels, type_token
 from cnplatform.options import inherited_depends_on
+from cnplatform import validation as _v
 
 
 
@@ -25,6 +26,10 @@ class Peer:
     port: int = 8080
     """Its Service port (used for calls: egress rule and ``<NAME>_SERVICE_URL``)."""
 
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {"name": _v.dns_label, "namespace": _v.dns_label, "port": _v.port})
+
 
 @dataclass
 class SecretKeyRef:
@@ -34,6 +39,10 @@ class SecretKeyRef:
     """Secret name, in the service's namespace."""
     key: str
     """Key inside the Secret."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {"secret": _v.dns_label, "key": _v.secret_key})
 
 
 @dataclass
@@ -134,6 +143,23 @@ class MicroserviceArgs:
     """UID and GID of the container (non-root)."""
     tmp_size: str = "64Mi"
     """Size limit of the writable ``/tmp`` emptyDir (the root filesystem is read-only)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "name": _v.dns1035_label, "namespace": _v.dns_label, "image": _v.image_reference, "port": _v.port,
+            "replicas": _v.positive, "cpu_request": _v.quantity, "memory_request": _v.quantity,
+            "cpu_limit": _v.quantity, "memory_limit": _v.quantity, "env": _v.keys(_v.env_name),
+            "secret_env": _v.keys(_v.env_name), "liveness_path": _v.http_path, "readiness_path": _v.http_path,
+            "startup_path": _v.http_path, "autoscaling_min": _v.positive, "autoscaling_max": _v.positive,
+            "cpu_target": _v.in_range(10, 100), "expose_path": _v.expose_path, "database_port": _v.port,
+            "database_secret": _v.dns_label, "database_cidrs": _v.cidr, "slo_availability": _v.in_range(50, 100),
+            "slo_latency_ms": _v.positive, "slo_latency_target": _v.in_range(50, 100),
+            "canary_image": _v.image_reference, "canary_weight": _v.percent, "mesh_namespace": _v.dns_label,
+            "monitoring_namespace": _v.dns_label,
+        }, checks=[_v.requests_within_limits(("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")),
+                   _v.not_above("autoscaling_min", "autoscaling_max"), _v.derived("name", ["-canary"]),
+                   _v.no_secret_literals("env", "secret_env")])
 
 
 class Microservice(pulumi.ComponentResource):

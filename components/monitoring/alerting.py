@@ -18,6 +18,10 @@ NULL_RECEIVER = "null"
 SEVERITY_CLASSES = {"page": ("page", "critical"), "ticket": ("ticket", "warning")}
 #: Alerts of the chart that are not meant to notify anyone (dead man's switch, info inhibitor).
 SILENT_ALERTS = ("Watchdog", "InfoInhibitor")
+#: The always-firing alert a dead man's switch receiver gets (a missed notification = a dead pipeline).
+WATCHDOG = "Watchdog"
+#: Severity of a dead man's switch receiver: it gets the Watchdog every minute, nothing else.
+DEADMAN = "deadman"
 #: Labels a ticket must share with a firing page to be inhibited by it.
 INHIBIT_EQUAL = ["namespace", "service", "alertname"]
 
@@ -29,9 +33,10 @@ class ReceiverSpec:
     name: str
     """Receiver name (DNS-1123 label); also the key of its credential in ``alertmanager-receivers``."""
     type: str
-    """``slack``, ``pagerduty`` or ``email``."""
+    """``slack``, ``pagerduty``, ``email`` or ``webhook`` (URL in the credential)."""
     severity: str
-    """``page`` or ``ticket``: the class of alerts it gets."""
+    """``page`` or ``ticket``: the class of alerts it gets; ``deadman``: only the Watchdog, every minute
+    (a dead man's switch service pages when the pings stop)."""
     channel: Optional[str] = None
     """Slack channel (``#shop-alerts``); the webhook's default channel when unset."""
     to: Optional[str] = None
@@ -72,15 +77,24 @@ def receiver_config(receiver: ReceiverSpec) -> dict:
             "to": receiver.to, "from": receiver.from_address, "smarthost": receiver.smarthost,
             "auth_username": receiver.from_address, "auth_password_file": path,
             "require_tls": True, "send_resolved": True}]}
+    if receiver.type == "webhook":
+        return {"name": receiver.name, "webhook_configs": [{"url_file": path, "send_resolved": False}]}
     raise ValueError(f"unknown receiver type {receiver.type!r}")
+
+
+def deadman_route(receiver: ReceiverSpec) -> dict:
+    """The Watchdog to a dead man's switch, re-sent every minute while the pipeline works."""
+    return {"receiver": receiver.name, "matchers": [f'alertname="{WATCHDOG}"'],
+            "group_wait": "0s", "group_interval": "1m", "repeat_interval": "1m"}
 
 
 def alertmanager_config(receivers: list[ReceiverSpec]) -> dict:
     """The whole Alertmanager config: default ``null`` receiver, one route per receiver by severity
     class (``continue`` so several receivers of one class all get the alert), tickets inhibited while
     a page fires for the same namespace/service/alertname."""
-    routes: list[dict] = [{"receiver": NULL_RECEIVER, "matchers": [f'alertname="{a}"']} for a in SILENT_ALERTS]
-    for receiver in receivers:
+    routes: list[dict] = [deadman_route(r) for r in receivers if r.severity == DEADMAN]
+    routes += [{"receiver": NULL_RECEIVER, "matchers": [f'alertname="{a}"']} for a in SILENT_ALERTS]
+    for receiver in (r for r in receivers if r.severity != DEADMAN):
         routes.append({
             "receiver": receiver.name,
             "matchers": [severity_matcher(receiver.severity)],

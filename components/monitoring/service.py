@@ -15,6 +15,7 @@ from cnplatform.monitoring.scrape import service_monitor_spec
 from cnplatform.monitoring.values import NAMESPACE, SCRAPE_SELECTOR
 from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform.options import inherited_depends_on
+from cnplatform import validation as _v
 
 MONITORING_API = "monitoring.coreos.com/v1"
 
@@ -61,6 +62,13 @@ class ServiceMonitoringArgs:
     def slo(self) -> ServiceSlo:
         return ServiceSlo(self.service, self.namespace, self.availability, self.latency_ms,
                           self.latency_target, tuple(self.latency_buckets))
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "service": _v.dns_label, "namespace": _v.dns_label, "availability": _v.in_range(50, 100),
+            "latency_ms": _v.positive, "latency_target": _v.in_range(50, 100), "monitoring_namespace": _v.dns_label,
+        })
 
 
 @dataclass(frozen=True)

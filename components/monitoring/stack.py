@@ -16,12 +16,15 @@ from cnplatform.monitoring.service import (MONITORING_API, ServiceMonitoringArgs
                                           create_service_monitoring)
 from cnplatform.monitoring.values import (
     CHART, CHART_REPO, CHART_VERSION, GRAFANA_ADMIN_PASSWORD_KEY, GRAFANA_ADMIN_SECRET, GRAFANA_ADMIN_USER_KEY,
-    GRAFANA_PORT, GRAFANA_SERVICE, GRAFANA_SUBPATH, ISTIO_MTLS_SCRAPE_CLASS, NAMESPACE, POD_SECURITY, RELEASE,
+    GRAFANA_PORT, GRAFANA_ROLE, GRAFANA_ROLE_RULES, GRAFANA_SERVICE, GRAFANA_SUBPATH, ISTIO_MTLS_SCRAPE_CLASS, NAMESPACE, NODE_EXPORTER_NAMESPACE,
+    NODE_EXPORTER_POD_SECURITY, POD_SECURITY, RELEASE,
     SCRAPE_SELECTOR, chart_values,
 )
 from cnplatform.charts import chart_source
 from cnplatform.naming import MANAGED_BY, type_token
+from cnplatform.netpolicy import create_network_policies, monitoring_policies, node_exporter_policies
 from cnplatform.options import inherited_depends_on
+from cnplatform import validation as _v
 
 GATEWAY = "istio-system/public-gateway"
 PORT_FORWARD = f"kubectl -n {NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}"
@@ -80,6 +83,14 @@ class MonitoringStackArgs:
     """Hosts the public gateway serves (used for the ``/grafana`` path route)."""
     gateway: str = GATEWAY
     """The Istio Gateway (``namespace/name``) Grafana's VirtualService binds to."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "cluster": _v.dns_label, "cloud": _v.one_of("local", "aws", "gcp"),
+            "tier": _v.one_of("dev", "staging", "prod"), "storage": _v.quantity,
+            "grafana_host": lambda x: _v.hostname(x, wildcard=False), "ingress_hosts": _v.hostname,
+        })
 
 
 def grafana_virtual_service_spec(args: MonitoringStackArgs) -> dict:
@@ -141,6 +152,17 @@ class MonitoringStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        node_exporter_ns = k8s.core.v1.Namespace(
+            f"{name}-node-exporter-ns",
+            metadata={"name": NODE_EXPORTER_NAMESPACE, "labels": {
+                **labels,
+                "pod-security.kubernetes.io/enforce": NODE_EXPORTER_POD_SECURITY,
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                "pod-security.kubernetes.io/audit": NODE_EXPORTER_POD_SECURITY,
+                "pod-security.kubernetes.io/warn": NODE_EXPORTER_POD_SECURITY,
+            }},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+        )
 
         password = random.RandomPassword(
             f"{name}-grafana-admin-password", length=32, special=False,
@@ -154,7 +176,18 @@ class MonitoringStack(pulumi.ComponentResource):
                 lambda pw: {GRAFANA_ADMIN_USER_KEY: "admin", GRAFANA_ADMIN_PASSWORD_KEY: pw}),
             opts=in_ns,
         )
-        chart_deps: list[pulumi.Resource] = [ns, admin]
+        # Grafana's sidecars read dashboards/datasources (ConfigMaps) in this namespace only; the chart
+        # binds its ServiceAccount to this Role (rbac.useExistingRole) and creates no (Cluster)Role.
+        grafana_role = k8s.rbac.v1.Role(
+            f"{name}-grafana-role",
+            metadata={"name": GRAFANA_ROLE, "namespace": NAMESPACE, "labels": labels},
+            rules=GRAFANA_ROLE_RULES,
+            opts=in_ns,
+        )
+        chart_deps: list[pulumi.Resource] = [ns, node_exporter_ns, admin, grafana_role]
+        create_network_policies(name, NAMESPACE, monitoring_policies(grafana_from_gateway=args.expose_grafana), in_ns)
+        create_network_policies(f"{name}-node-exporter", NODE_EXPORTER_NAMESPACE, node_exporter_policies(),
+                                pulumi.ResourceOptions(parent=self, depends_on=[node_exporter_ns]))
         if args.receivers:
             missing = sorted({r.name for r in args.receivers} - set(args.receiver_secrets))
             if missing:

@@ -25,14 +25,27 @@ GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_ADMIN_USER_KEY = "admin-user"
 GRAFANA_ADMIN_PASSWORD_KEY = "admin-password"
 GRAFANA_SUBPATH = "/grafana"
+#: The Role (ours, in ``monitoring``) Grafana's sidecars run under: read ConfigMaps, nothing else.
+GRAFANA_ROLE = f"{RELEASE}-grafana-configmaps"
+GRAFANA_ROLE_RULES = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+#: kube-state-metrics collectors turned off: ``secrets`` (a cluster-wide list/watch on every Secret).
+KSM_EXCLUDED_COLLECTORS = ("secrets",)
 
 #: The label Prometheus selects ServiceMonitors, PodMonitors and PrometheusRules by. The chart puts it
 #: on its own objects; every object of this program that should be picked up carries it too.
 SCRAPE_SELECTOR = {"release": RELEASE}
 
-#: Pod Security Standards level of the ``monitoring`` namespace: node-exporter needs hostNetwork,
-#: hostPID and hostPath mounts, which only ``privileged`` admits.
-POD_SECURITY = "privileged"
+#: Pod Security Standards level of the ``monitoring`` namespace: every pod there meets ``restricted``.
+POD_SECURITY = "restricted"
+#: node-exporter needs hostNetwork, hostPID and hostPath mounts, which only ``privileged`` admits: it
+#: runs alone in its own namespace, so ``monitoring`` stays ``restricted``.
+NODE_EXPORTER_NAMESPACE = "node-exporter"
+NODE_EXPORTER_POD_SECURITY = "privileged"
+#: node-exporter still runs non-root (the chart's 65534), with RuntimeDefault seccomp and no capability.
+NODE_EXPORTER_POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
+                                      "fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}}
+NODE_EXPORTER_CONTAINER_SECURITY_CONTEXT = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                            "capabilities": {"drop": ["ALL"]}}
 
 
 def _res(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str) -> dict:
@@ -213,9 +226,14 @@ def chart_values(*, tier: str, cluster: str, cloud: str, retention: str, storage
     grafana: dict = {
         "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": GRAFANA_ADMIN_USER_KEY,
                   "passwordKey": GRAFANA_ADMIN_PASSWORD_KEY},
+        # Every dashboard and datasource is a ConfigMap in ``monitoring``: the sidecars watch only
+        # their own namespace, ConfigMaps only, under a Role of ours (GRAFANA_ROLE, get/list/watch on
+        # configmaps) instead of the chart's cluster-wide read of every Secret and ConfigMap.
+        "rbac": {"namespaced": True, "useExistingRole": GRAFANA_ROLE},
         "sidecar": {
             "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
-                           "searchNamespace": "ALL"},
+                           "searchNamespace": NAMESPACE, "resource": "configmap"},
+            "datasources": {"searchNamespace": NAMESPACE, "resource": "configmap"},
             "resources": s.of("grafana-sidecar"),
         },
         "resources": s.of("grafana"),
@@ -253,7 +271,14 @@ def chart_values(*, tier: str, cluster: str, cloud: str, retention: str, storage
             "podDisruptionBudget": {"enabled": prod, "minAvailable": 2 if prod else 1},
         },
         "grafana": grafana,
-        "kube-state-metrics": {"resources": s.of("kube-state-metrics")},
-        "prometheus-node-exporter": {"resources": s.of("node-exporter")},
+        # No Secret collector (nothing alerts or charts on kube_secret_*): kube-state-metrics then has
+        # no cluster-wide list/watch on Secrets.
+        "kube-state-metrics": {"resources": s.of("kube-state-metrics"), "collectorsExclude": list(KSM_EXCLUDED_COLLECTORS)},
+        "prometheus-node-exporter": {
+            "namespaceOverride": NODE_EXPORTER_NAMESPACE,
+            "resources": s.of("node-exporter"),
+            "securityContext": dict(NODE_EXPORTER_POD_SECURITY_CONTEXT),
+            "containerSecurityContext": dict(NODE_EXPORTER_CONTAINER_SECURITY_CONTEXT),
+        },
     }
     return values

@@ -21,6 +21,7 @@ import pulumi
 
 from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
+from cnplatform import validation as _v
 
 
 def local_build_command(image: str, dockerfile: str, context: str, platform: Optional[str] = None) -> str:
@@ -104,6 +105,13 @@ class ServiceImageArgs:
     """Images kept per repository by the lifecycle / cleanup policy."""
     force_delete: bool = False
     """Delete the repository even when it holds images (non-prod)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "service": _v.dns_label, "tag": lambda x: _v.image_reference(f"x:{x}"),
+            "cloud": _v.one_of("local", "aws", "gcp"), "cluster": _v.dns_label, "keep_images": _v.positive,
+        })
 
 
 class ServiceImage(pulumi.ComponentResource):
@@ -232,6 +240,10 @@ class ArtifactRepositoryArgs:
     """Repository id (the GKE cluster's ``registry_repository``: its nodes may pull from it)."""
     keep_images: int = 20
     """Versions kept per image by the cleanup policy."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {"repository": _v.dns_label, "keep_images": _v.positive})
 
 
 class ArtifactRepository(pulumi.ComponentResource):

@@ -66,7 +66,7 @@ def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "") -> JenkinsA
         deploy_image=cicd.deploy_image,
         deploy_stacks=deploy_stacks,
         approval_stacks=approval_stacks,
-        admin_user=cicd.admin_user,
+        admin_user=cicd.admin_user, admins=list(cicd.admins), developers=list(cicd.developers),
         storage=cicd.storage,
         storage_class=cicd.storage_class,
         controller_resources=sizes["controller"],

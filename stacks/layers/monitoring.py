@@ -65,6 +65,9 @@ def config_warnings(cfg, cluster_cfg) -> list[str]:
     if exposes_grafana(cfg) and mon.grafana_host and not host_served(mon.grafana_host, cfg.mesh.ingress.hosts):
         out.append(f"monitoring.grafana_host {mon.grafana_host!r} is not among mesh.ingress.hosts "
                    f"{cfg.mesh.ingress.hosts}: the gateway will not route it")
+    if cfg.tier == "prod" and mon.enabled and not any(r.severity == "deadman" for r in mon.receivers):
+        out.append("monitoring.receivers has no dead man's switch (severity: deadman): a dead Prometheus/"
+                   "Alertmanager pipeline would page nobody")
     for s in cfg.services_on(cluster_cfg.name):
         bucket = latency_bucket(s.slo.latency_ms, DEFAULT_LATENCY_BUCKETS)
         if not bucket.exact:
