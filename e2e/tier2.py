@@ -45,9 +45,10 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from e2e.simcluster import versions  # noqa: E402  (one reader of e2e/versions.env)
+
 REPO = Path(__file__).resolve().parent.parent
 BIN_DIR = REPO / ".tools" / "e2e" / "bin"
-VERSIONS_FILE = Path(__file__).resolve().parent / "versions.env"
 CHARTS_DIR = Path(__file__).resolve().parent / "charts"
 CACHE = Path(os.environ.get("CNPLATFORM_E2E_CACHE") or Path.home() / ".cache" / "cnplatform-e2e")
 STACK = "dev"
@@ -82,16 +83,6 @@ def missing_tools(bin_dir: Path = BIN_DIR) -> list[str]:
         out += [t for t in ("pulumi-language-python", "pulumi-language-python-exec") if not os.access(dist / t, os.X_OK)]
     if not os.access(bin_dir / "pulumi-resource-kubernetes", os.X_OK):
         out.append("pulumi-resource-kubernetes")
-    return out
-
-
-def versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            out[key.strip()] = value.strip().strip('"').strip("'")
     return out
 
 
