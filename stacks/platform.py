@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from cnplatform.cluster.base import Cluster
+from cnplatform.cluster.base import Cluster, api_allow_list
 from cnplatform.cluster.baseline import ClusterBaseline, ClusterBaselineArgs, NamespaceSpec
 from stacks.clusters import api_client_clusters, create_cluster
 from stacks.config import ClusterConfig, StackConfig
@@ -95,7 +95,7 @@ def build_platform(cfg: StackConfig) -> dict[str, Any]:
         raise
     for name, (_, future) in clients.items():
         peers = [created[p].egress_cidrs for p in api_client_clusters(cfg, name)]
-        future.set_result(pulumi.Output.all(*peers).apply(lambda lists: sorted({c for cidrs in lists for c in cidrs})))
+        future.set_result(api_allow_list(*peers))
     shared: dict[str, Any] = {"registries": pulumi.Output.all(**{n: c.registry_url for n, c in created.items()})
                               .apply(lambda urls: {n: u for n, u in urls.items() if u})}
     clusters, kubeconfigs = {}, {}

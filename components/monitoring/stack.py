@@ -21,6 +21,7 @@ from cnplatform.monitoring.values import (
     SCRAPE_SELECTOR, chart_values,
 )
 from cnplatform.charts import chart_source
+from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform.netpolicy import create_network_policies, monitoring_policies, node_exporter_policies
 from cnplatform.options import inherited_depends_on
@@ -141,26 +142,17 @@ class MonitoringStack(pulumi.ComponentResource):
 
         ns = k8s.core.v1.Namespace(
             f"{name}-ns",
+            # No istio-injection label: only the Prometheus pods opt in (sidecar.istio.io/inject).
             metadata={"name": NAMESPACE, "labels": {
-                **labels,
-                "pod-security.kubernetes.io/enforce": POD_SECURITY,
-                "pod-security.kubernetes.io/enforce-version": "latest",
-                "pod-security.kubernetes.io/audit": POD_SECURITY,
-                "pod-security.kubernetes.io/warn": POD_SECURITY,
-                # No istio-injection label: only the Prometheus pods opt in (sidecar.istio.io/inject).
-            }},
+                **namespace_labels(NamespaceSpec(NAMESPACE, POD_SECURITY), mesh_injection=False), **labels}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         node_exporter_ns = k8s.core.v1.Namespace(
             f"{name}-node-exporter-ns",
             metadata={"name": NODE_EXPORTER_NAMESPACE, "labels": {
-                **labels,
-                "pod-security.kubernetes.io/enforce": NODE_EXPORTER_POD_SECURITY,
-                "pod-security.kubernetes.io/enforce-version": "latest",
-                "pod-security.kubernetes.io/audit": NODE_EXPORTER_POD_SECURITY,
-                "pod-security.kubernetes.io/warn": NODE_EXPORTER_POD_SECURITY,
-            }},
+                **namespace_labels(NamespaceSpec(NODE_EXPORTER_NAMESPACE, NODE_EXPORTER_POD_SECURITY),
+                                   mesh_injection=False), **labels}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
         )
 
