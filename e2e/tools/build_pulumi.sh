@@ -19,14 +19,9 @@
 # VERSION --file BINARY`), at the version the Python SDK asks for.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../versions.env
-source "$ROOT/e2e/versions.env"
-CACHE=${CNPLATFORM_E2E_CACHE:-$HOME/.cache/cnplatform-e2e}
-BIN_CACHE=$CACHE/bin
-LINK_DIR=${CNPLATFORM_E2E_LINK_DIR:-$ROOT/.tools/e2e/bin}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MODS=$ROOT/e2e/tools/pulumi
-NICE=(nice -n 10)
 
 STRICT=0
 for arg in "$@"; do
@@ -37,13 +32,7 @@ for arg in "$@"; do
     esac
 done
 
-log() { echo "[e2e-tools] $*"; }
-die() { echo "[e2e-tools] ERROR: $*" >&2; exit 1; }
-
-command -v go >/dev/null || die "the go command is not on PATH (Go >= 1.26 is needed to build the tools)"
-command -v python3 >/dev/null || die "python3 is not on PATH"
-mkdir -p "$BIN_CACHE" "$LINK_DIR"
-export GOFLAGS="-mod=readonly -buildvcs=false"
+require_build_tools
 
 pinned() { (cd "$1" && go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' "$2"); }
 check_pins() {
