@@ -1,4 +1,4 @@
-"""Jenkins (components/cicd, stacks/layers/cicd.py), its agent pods and the root Jenkinsfile."""
+"""Jenkins (components/cnplatform/cicd, stacks/layers/cicd.py), its agent pods and the root Jenkinsfile."""
 from __future__ import annotations
 
 import json

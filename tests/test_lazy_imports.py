@@ -53,10 +53,10 @@ def test_dev_render_imports_no_cloud_sdk_nor_docker_and_prod_clusters_import_bot
     assert (tmp_path / "dev" / "plan.json").exists()
 
 
-CLOUD_MODULES = ["components/cluster/eks.py", "components/cluster/gke.py", "components/cluster/karpenter.py",
+CLOUD_MODULES = ["components/cnplatform/cluster/eks.py", "components/cnplatform/cluster/gke.py", "components/cnplatform/cluster/karpenter.py",
                  "stacks/clusters_aws.py", "stacks/clusters_gcp.py", "stacks/mocks_aws.py", "stacks/mocks_gcp.py"]
-DEV_PATH_MODULES = ["components/cluster/base.py", "components/cluster/iam.py", "components/cluster/capacity.py",
-                    "components/cluster/local.py", "stacks/clusters.py", "stacks/offline.py", "stacks/render.py",
+DEV_PATH_MODULES = ["components/cnplatform/cluster/base.py", "components/cnplatform/cluster/iam.py", "components/cnplatform/cluster/capacity.py",
+                    "components/cnplatform/cluster/local.py", "stacks/clusters.py", "stacks/offline.py", "stacks/render.py",
                     "stacks/platform.py"]
 
 

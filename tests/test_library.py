@@ -8,6 +8,7 @@ import ast
 import email.parser
 import importlib.metadata
 import json
+import pathlib
 import re
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ import pytest
 import cnplatform
 from tests.helpers import ROOT
 
-COMPONENTS = ROOT / "components"
+PLUGIN_DIR = ROOT / "components"
+#: src layout: the library's folder is named like the package.
+COMPONENTS = PLUGIN_DIR / "cnplatform"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 #: Never runtime dependencies of the library (test, validation and program-only tools).
 NOT_RUNTIME = {"pytest", "pytest-xdist", "checkov", "parliament", "kubernetes-validate", "jsonschema", "yamllint",
@@ -47,7 +50,7 @@ def wheel(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     shutil.copy(ROOT / "pyproject.toml", src)
     shutil.copy(ROOT / "README.md", src)
-    shutil.copytree(COMPONENTS, src / "components", ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    shutil.copytree(PLUGIN_DIR, src / "components", ignore=shutil.ignore_patterns(".venv", "__pycache__"))
     out = tmp_path_factory.mktemp("dist")
     setuptools_version = importlib.metadata.version("setuptools")
     required = PROJECT["build-system"]["requires"]
@@ -77,9 +80,9 @@ def test_only_cnplatform_lands_in_site_packages(wheel):
 def test_every_library_file_is_packaged(wheel):
     """A subpackage missing from pyproject's explicit `packages` list would silently vanish."""
     expected = {"cnplatform/" + p.relative_to(COMPONENTS).as_posix() for p in source_files()
-                if p.suffix == ".py" or p.name in ("py.typed", "PulumiPlugin.yaml")}
+                if p.suffix == ".py" or p.name == "py.typed"}
     assert expected - set(wheel["names"]) == set()
-    assert {"cnplatform/py.typed", "cnplatform/PulumiPlugin.yaml", "cnplatform/__main__.py",
+    assert {"cnplatform/py.typed", "cnplatform/__main__.py",
             "cnplatform/provider.py", "cnplatform/microservice/component.py"} <= set(wheel["names"])
     for directory in {p.parent for p in source_files() if p.suffix == ".py"}:
         assert (directory / "__init__.py").exists(), f"{directory} holds modules but no __init__.py"
@@ -169,7 +172,12 @@ def test_base_install_imports_without_cloud_extras():
     assert not bad, f"modules failing on a non-extra import: {bad}"
 
 
-def test_plugin_data_is_package_data():
-    data = PROJECT["tool"]["setuptools"]["package-data"]["cnplatform"]
-    assert {"py.typed", "PulumiPlugin.yaml"} <= set(data)
-    assert (COMPONENTS / "py.typed").exists() and (COMPONENTS / "PulumiPlugin.yaml").exists()
+def test_src_layout_folder_is_named_like_the_package():
+    """A reader who greps for `cnplatform` finds its folder; the plugin files stay outside the package."""
+    assert PROJECT["tool"]["setuptools"]["packages"]["find"]["where"] == ["components"]
+    assert (COMPONENTS / "__init__.py").exists() and (COMPONENTS / "py.typed").exists()
+    assert PROJECT["tool"]["setuptools"]["package-data"]["cnplatform"] == ["py.typed"]
+    tracked = subprocess.run(["git", "ls-files", "components"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert sorted({line.split("/")[1] for line in tracked.split()}) == [
+        "PulumiPlugin.yaml", "__main__.py", "cnplatform", "requirements.txt"]
+    assert pathlib.Path(cnplatform.__file__).resolve().parent == COMPONENTS

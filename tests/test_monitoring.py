@@ -1,4 +1,4 @@
-"""Monitoring (components/monitoring, stacks/layers/monitoring.py): kube-prometheus-stack values,
+"""Monitoring (components/cnplatform/monitoring, stacks/layers/monitoring.py): kube-prometheus-stack values,
 SLO rules (PromQL checked by hand-computed thresholds and by promtool), dashboards, scrape objects,
 Alertmanager routing, secrets, footprint."""
 from __future__ import annotations

@@ -372,7 +372,7 @@ def test_layer_names_the_cluster_attribute_it_misses():
     ctx = SimpleNamespace(cluster=SimpleNamespace(vpc_id="vpc-1"), name="prod-eks",
                           cluster_cfg=SimpleNamespace(cloud="aws"))
     assert _cluster_attr(ctx, "vpc_id", "x") == "vpc-1"
-    with pytest.raises(AttributeError, match=r"does not expose 'private_subnet_ids'.*components/cluster/eks.py"):
+    with pytest.raises(AttributeError, match=r"does not expose 'private_subnet_ids'.*components/cnplatform/cluster/eks.py"):
         _cluster_attr(ctx, "private_subnet_ids", "the RDS database of 'order'")
     assert _cluster_attr(ctx, "vpc_cidr", "x", required=False) is None
 

@@ -35,7 +35,7 @@ def _cluster_attr(ctx, attr: str, purpose: str, required: bool = True) -> Any:
     """An attribute the cloud cluster component exposes (VPC, subnets, network...), with a clear error."""
     value = getattr(ctx.cluster, attr, None)
     if value is None and required:
-        module = {"aws": "components/cluster/eks.py", "gcp": "components/cluster/gke.py"}.get(
+        module = {"aws": "components/cnplatform/cluster/eks.py", "gcp": "components/cnplatform/cluster/gke.py"}.get(
             ctx.cluster_cfg.cloud, "the cluster component")
         raise AttributeError(
             f"cluster {ctx.name!r} ({ctx.cluster_cfg.cloud}) does not expose {attr!r}, needed for {purpose}: "
