@@ -1,12 +1,11 @@
-"""Pulumi entry point: load the typed stack config, compose the platform, export per-cluster outputs."""
+"""Pulumi entry point: load the typed stack config, check it, compose the platform, export its outputs."""
 import pulumi
-
 from cnplatform import gc_tuning, sdk_patches
-from stacks.config import load_stack_config
-from stacks.platform import build_platform
+
+from stacks.program import program
 
 sdk_patches.apply()
 gc_tuning.for_batch_program()
 
-for name, value in build_platform(load_stack_config()).items():
+for name, value in program().items():
     pulumi.export(name, value)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, sys, tempfile, time
 t0 = time.perf_counter()
-import stacks.render, stacks.platform
+import stacks.render, stacks.compose.platform
 t1 = time.perf_counter()
 with tempfile.TemporaryDirectory() as out:
     code = stacks.render.main(["--stack", sys.argv[1], "--out", out, "--quiet"])

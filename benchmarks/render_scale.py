@@ -58,12 +58,12 @@ def peak_rss_mb() -> float:
 
 
 def run_ours(n: int, c: int, dump: Path) -> dict:
-    from stacks.config import parse_config
+    from stacks.checks import check_config
     from stacks.offline import run_stack
 
     raw = synthetic_config(n, c)
     start = time.perf_counter()
-    cfg = parse_config(raw)
+    cfg = check_config(raw)
     capture = run_stack(cfg, stack="bench", raw=raw)
     elapsed = time.perf_counter() - start
     peak = peak_rss_mb()  # before the replay file is built (not part of the program)
@@ -77,7 +77,7 @@ def run_ours(n: int, c: int, dump: Path) -> dict:
 
 
 def _plain(value):
-    from stacks.offline import Secret
+    from cnplatform.testing import Secret
 
     if isinstance(value, Secret):
         return {"__secret__": _plain(value.value)}
@@ -151,11 +151,12 @@ def replay(resources: list[dict]) -> None:
 
 
 def run_floor(dump: Path) -> dict:
-    from stacks.offline import run_program
+    from cnplatform.testing import run_program
+    from stacks.config import PROJECT
 
     resources = json.loads(dump.read_text())
     start = time.perf_counter()
-    capture = run_program(lambda: (replay(resources), {})[1], stack="bench", raw={"tier": "dev"})
+    capture = run_program(lambda: (replay(resources), {})[1], project=PROJECT, stack="bench", raw={"tier": "dev"})
     elapsed = time.perf_counter() - start
     return {"seconds": elapsed, "resources": len(capture.resources), "peak_rss_mb": peak_rss_mb()}
 

@@ -571,9 +571,9 @@ def pod_requests(pod: dict[str, Any]) -> tuple[float, float]:
 
 
 def kind_system_pods() -> list[dict[str, Any]]:
-    """Placeholders for what a kind node runs before the platform (stacks/footprint.py KIND_SYSTEM), so
+    """Placeholders for what a kind node runs before the platform (stacks/checks/footprint.py KIND_SYSTEM), so
     the platform's pods get what is left of the node, as on kind."""
-    from stacks.footprint import KIND_SYSTEM
+    from stacks.checks.footprint import KIND_SYSTEM
     pods = []
     for name, n, res in KIND_SYSTEM:
         for i in range(n):

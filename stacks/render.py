@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from cnplatform.testing import Capture, Registration, unwrap
 from cnplatform.validation import ArgsError
 
-from stacks.config import PROJECT, ConfigError, parse_config, raw_from_stack_file, secret_config_keys
-from stacks.offline import Capture, Registration, run_stack, unwrap
+from stacks.checks import check_config
+from stacks.checks.footprint import report
+from stacks.config import PROJECT, ROOT, ConfigError, secret_config_keys, stack_file
+from stacks.offline import run_stack
 
 SECRET_MASK = "[secret]"
 HELM_CHART_TYPES = ("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Release")
@@ -54,7 +57,7 @@ def dump_yaml(doc: Any) -> str:
 
 
 def load_stack_file(stack: str, path: Optional[str]) -> dict:
-    file = Path(path) if path else Path(__file__).resolve().parent.parent / f"Pulumi.{stack}.yaml"
+    file = Path(path) if path else ROOT / f"Pulumi.{stack}.yaml"
     return yaml.safe_load(file.read_text()) or {}
 
 
@@ -176,20 +179,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     summary = render(capture, Path(args.out))
     if not args.quiet:
         print(format_summary(args.stack, summary, args.out))
-        from stacks.footprint import report
-
         print(report(cfg))
     return 0
 
 
 def validated(stack: str, config: Optional[str], out: str) -> tuple[Any, dict, dict[str, str]]:
     """(config, raw, secure values) of the stack file, or one ConfigError with every problem (nothing written)."""
-    from stacks import stack_file
-
     raw, secure, errors = stack_file.load(stack, config, PROJECT)
     errors += stack_file.out_dir_errors(out)
     try:
-        cfg = parse_config(raw)
+        cfg = check_config(raw)
     except ConfigError as err:
         errors += err.errors
         cfg = None

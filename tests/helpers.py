@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import copy
+import functools
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
-from stacks.config import PROJECT, StackConfig, parse_config, raw_from_stack_file
-from stacks.offline import Capture, run_stack
+from cnplatform import testing
+from cnplatform.testing import Capture
+from stacks.checks import check_config
+from stacks.config import PROJECT, StackConfig, raw_from_stack_file
+from stacks.offline import run_stack
 from stacks.render import load_stack_file, render
+
+#: The library's harness, for this project (its config keys live under ``ecommerce-platform:``).
+run_program = functools.partial(testing.run_program, project=PROJECT)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -22,13 +29,13 @@ def stack_raw(stack: str) -> tuple[dict, dict]:
 
 
 def config_of(stack: str) -> StackConfig:
-    return parse_config(stack_raw(stack)[0])
+    return check_config(stack_raw(stack)[0])
 
 
 def capture_raw(raw: dict, stack: str = "test", secure: Optional[dict] = None) -> Capture:
     """Validate ``raw`` and run the composition under mocks."""
     secure = secure or {}
-    cfg = parse_config(raw, secret_keys=set(secure))
+    cfg = check_config(raw, secret_keys=set(secure))
     return run_stack(cfg, stack=stack, raw=raw, secure=secure)
 
 
@@ -38,7 +45,7 @@ def capture_stack(stack: str) -> Capture:
     from stacks.config import secret_config_keys
 
     raw, secure = stack_raw(stack)
-    secure = {**{k: "unset" for k in secret_config_keys(parse_config(raw))}, **secure}
+    secure = {**{k: "unset" for k in secret_config_keys(check_config(raw))}, **secure}
     return capture_raw(raw, stack, secure)
 
 

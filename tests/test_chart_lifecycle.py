@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from stacks.offline import unwrap
+from cnplatform.testing import unwrap
 from tests.helpers import ROOT, capture_stack
 
 CHARTS = ROOT / "e2e" / "charts"

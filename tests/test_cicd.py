@@ -1,4 +1,4 @@
-"""Jenkins (components/cnplatform/cicd, stacks/layers/cicd.py), its agent pods and the root Jenkinsfile."""
+"""Jenkins (components/cnplatform/cicd, stacks/compose/layers/cicd.py), its agent pods and the root Jenkinsfile."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from cnplatform.cicd import jenkins as j
-from stacks.config import ConfigError, parse_config
-from stacks.footprint import capacity_errors
-from stacks.layers import cicd as layer
-from stacks.offline import Secret, unwrap
+from stacks.checks import check_config
+from stacks.config import ConfigError
+from stacks.checks.footprint import capacity_errors
+from stacks.compose.layers import cicd as layer
+from cnplatform.testing import Secret, unwrap
 from tests.helpers import ROOT, capture_raw, capture_stack, config_of, objects, stack_raw, with_changes
 from tests.reference_checks import chart_version, unknown_values_keys
 
@@ -167,7 +168,7 @@ def test_one_jenkins_per_stack_deploying_its_own_stack():
     cfg = config_of("prod")
     assert [w.name for w in layer.footprint(cfg, cfg.clusters[1])] == []
     assert layer.deploy_plan(config_of("staging"), "staging") == (["staging"], [])
-    promoting = parse_config(with_changes("staging", lambda r: r["cicd"].update(
+    promoting = check_config(with_changes("staging", lambda r: r["cicd"].update(
         {"deploy_stacks": ["dev", "staging", "prod"], "cluster": "staging-gke"})))
     assert layer.deploy_plan(promoting, "staging") == (["dev", "staging", "prod"], ["prod"])
     env = {e["key"]: e["value"] for e in yaml.safe_load(j.jcasc_scripts(
@@ -199,7 +200,7 @@ def test_seed_follows_the_services_and_other_git_hosts():
 
 def test_added_service_gets_a_job():
     raw = with_changes("dev", lambda r: r["services"].append({"name": "cart", "image": "registry.example.com/cart:1"}))
-    cfg = parse_config(raw)
+    cfg = check_config(raw)
     values = j.jenkins_values(layer.jenkins_args(cfg, cfg.clusters[0]), {"dev": "registry.example.com"})
     assert seed_jobs(values)[-1] == "cart" and len(seed_jobs(values)) == 5
 
@@ -222,7 +223,7 @@ def test_persistent_home_sized_from_config():
     assert values["persistence"]["enabled"] is True
     assert values["persistence"]["size"] == config_of("dev").cicd.storage == "4Gi"
     raw = with_changes("dev", lambda r: r["cicd"].update({"storage": "6Gi", "storage_class": "fast"}))
-    cfg = parse_config(raw)
+    cfg = check_config(raw)
     values = j.jenkins_values(layer.jenkins_args(cfg, cfg.clusters[0]))
     assert values["persistence"]["size"] == "6Gi" and values["persistence"]["storageClass"] == "fast"
 
@@ -286,7 +287,9 @@ def test_chart_rbac_namespaced():
 
 
 def test_controller_size_is_a_function_of_tier_and_footprint_uses_the_values():
-    sizes = {t: layer.TIER_RESOURCES[t]["controller"]["requests"] for t in ("dev", "staging", "prod")}
+    from stacks.config import TIERS
+
+    sizes = {t: TIERS[t].jenkins_resources["controller"]["requests"] for t in ("dev", "staging", "prod")}
     from cnplatform.quantity import cpu_millicores, memory_mib
     assert [memory_mib(sizes[t]["memory"]) for t in ("dev", "staging", "prod")] == sorted(
         memory_mib(sizes[t]["memory"]) for t in ("dev", "staging", "prod"))
@@ -307,7 +310,7 @@ def test_disabled_cicd_creates_nothing():
     raw = with_changes("dev", lambda r: r["cicd"].update({"enabled": False}))
     capture = capture_raw(raw, stack="nocicd")
     assert not [r for r in capture.resources if r.type.startswith("cnplatform:cicd:")]
-    cfg = parse_config(raw)
+    cfg = check_config(raw)
     assert layer.footprint(cfg, cfg.clusters[0]) == []
 
 
@@ -315,7 +318,7 @@ def test_cicd_config_validation():
     for change in ({"deploy_stacks": ["dev; rm -rf /"]}, {"approval_stacks": ["$(x)"]}, {"cluster": "Bad_Name"}):
         raw = with_changes("dev", lambda r: r["cicd"].update(change))
         with pytest.raises(ConfigError, match="cicd"):
-            parse_config(raw)
+            check_config(raw)
     raw = with_changes("dev", lambda r: r["cicd"].update({"cluster": "elsewhere"}))
     with pytest.raises(Exception, match="unknown cluster 'elsewhere'"):
         capture_raw(raw, stack="badcluster")
@@ -444,7 +447,7 @@ def test_pin_image_pins_each_cluster_to_an_image_its_nodes_can_pull(tmp_path):
     assert services["order"]["image"] == {"prod-eks": f"{ECR}/order{digest['1']}", "prod-gke": f"{AR}/order{digest['1']}"}
     # The edited stack file is a valid config, and renders: every cluster's image is its own cloud's.
     from stacks.config import raw_from_stack_file
-    cfg = parse_config(raw_from_stack_file(yaml.safe_load(stack.read_text()))[0])
+    cfg = check_config(raw_from_stack_file(yaml.safe_load(stack.read_text()))[0])
     assert cfg.service("user").image_for("prod-gke").startswith(AR)
 
 
@@ -466,11 +469,11 @@ def test_an_image_from_another_clouds_private_registry_is_a_config_error():
     raw = with_changes("prod", lambda r: r["services"][0].update(build=None, image=f"{ECR}/user@sha256:" + "1" * 64))
     raw["services"][0].pop("build")
     with pytest.raises(ConfigError) as err:
-        parse_config(raw)
+        check_config(raw)
     assert "services[0].image" in str(err.value) and "'prod-gke'" in str(err.value)
     raw["services"][0]["image"] = {"prod-eks": f"{ECR}/user@sha256:" + "1" * 64}
     with pytest.raises(ConfigError) as err:
-        parse_config(raw)
+        check_config(raw)
     assert "no image for cluster 'prod-gke'" in str(err.value)
 
 

@@ -14,9 +14,10 @@ import yaml
 from cnplatform.cluster import eks, gke
 from cnplatform.cluster.base import NodePoolSpec, pools_capacity
 from cnplatform.cluster.capacity import NodeCapacity
-from stacks.clusters import create_cluster
-from stacks.config import parse_config
-from stacks.offline import Capture, Secret, run_program, unwrap
+from stacks.compose.clusters import create_cluster
+from stacks.checks import check_config
+from cnplatform.testing import Capture, Secret, unwrap
+from tests.helpers import run_program
 from tests.helpers import capture_stack, config_of
 
 K8S_TYPES_NOT_OBJECTS = ("pulumi:providers:kubernetes",)
@@ -45,7 +46,7 @@ def run_cluster(raw: dict) -> tuple[Capture, dict, object]:
     """Only the cluster factory (what stacks.platform calls first) under mocks; returns the capture,
     the resolved interface attributes, and the component."""
     asyncio.set_event_loop(asyncio.new_event_loop())
-    cfg = parse_config(raw)
+    cfg = check_config(raw)
     holder = {}
 
     def program():
@@ -459,7 +460,7 @@ def test_kubernetes_resources_never_strand_when_a_cluster_is_deleted(stack):
 def test_private_gke_control_plane_reaches_every_webhook_port(rendered):
     """A private GKE control plane reaches nodes on 443/10250 only; istiod's webhooks (15017,
     failurePolicy Fail) need a rule, or every injected pod is rejected (issue #15 item 1)."""
-    from stacks.clusters import control_plane_ports
+    from stacks.compose.clusters.common import control_plane_ports
 
     for stack in ("staging", "prod"):
         plan = json.loads((rendered(stack) / "plan.json").read_text())
@@ -500,7 +501,7 @@ def test_an_eks_cluster_without_a_deployer_role_is_a_config_error():
     from stacks.config import ConfigError
 
     with pytest.raises(ConfigError) as err:
-        parse_config(stack_raw("staging", {k: v for k, v in EKS.items() if k != "aws"}))
+        check_config(stack_raw("staging", {k: v for k, v in EKS.items() if k != "aws"}))
     assert "clusters[0].aws.deployer_role_arns" in str(err.value)
 
 
@@ -527,7 +528,7 @@ def test_api_reachability_matrix(stack):
     """Every client of each API endpoint is admitted explicitly and nothing else (issue #15 item 9):
     the operators' CIDRs from config, the cluster's own NAT (Jenkins' `pulumi up` from inside), and the
     NAT of each peer that reads it (istiod of a multi-cluster mesh, a Jenkins on another cluster)."""
-    from stacks.clusters import api_client_clusters
+    from stacks.compose.clusters import api_client_clusters
 
     cap, cfg = capture_stack(stack), config_of(stack)
     nats, allowed = nat_cidrs(cap), api_allow_lists(cap)

@@ -19,7 +19,8 @@ from cnplatform.microservice import MicroserviceArgs, Peer, SecretKeyRef
 from cnplatform.monitoring.service import ServiceMonitoringArgs
 from cnplatform.monitoring.stack import MonitoringStackArgs
 from cnplatform.registry.image import ServiceImageArgs
-from stacks.config import ConfigError, parse_config
+from stacks.checks import check_config
+from stacks.config import ConfigError
 
 IMG = "ghcr.io/acme/user:1.0"
 
@@ -117,7 +118,7 @@ def test_same_message_as_the_stack_config():
     with pytest.raises(validation.ArgsError) as args_err:
         MicroserviceArgs(name="user", image=IMG, memory_request="512mb")
     with pytest.raises(ConfigError) as cfg_err:
-        parse_config({"tier": "dev", "clusters": [{"name": "dev", "cloud": "local"}], "services": [
+        check_config({"tier": "dev", "clusters": [{"name": "dev", "cloud": "local"}], "services": [
             {"name": "user", "image": IMG, "resources": {"requests": {"memory": "512mb"}}}]})
     assert dict(args_err.value.errors)["memory_request"] == dict(cfg_err.value.errors)[
         "services[0].resources.requests.memory"]

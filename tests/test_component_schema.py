@@ -20,7 +20,8 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from cnplatform import __version__
 from cnplatform.microservice import Microservice, MicroserviceArgs, Peer, SecretKeyRef
 from cnplatform.provider import component_provider, from_inputs, output_annotations, package_schema
-from stacks.offline import run_program, unwrap
+from cnplatform.testing import unwrap
+from tests.helpers import run_program
 from tests.helpers import ROOT
 
 TOKEN = "cnplatform:index:Microservice"

@@ -6,7 +6,9 @@ import sys
 import pytest
 import yaml
 
-from stacks.config import ConfigError, StackConfig, parse_config
+from stacks.checks import check_config
+
+from stacks.config import ConfigError, StackConfig
 from tests.helpers import ROOT, STACKS, stack_raw
 
 GOOD = {
@@ -21,7 +23,7 @@ GOOD = {
 
 def errors_of(raw, secret_keys=None) -> list[tuple[str, str]]:
     with pytest.raises(ConfigError) as exc:
-        parse_config(raw, secret_keys=secret_keys)
+        check_config(raw, secret_keys=secret_keys)
     return exc.value.errors
 
 
@@ -37,14 +39,14 @@ def paths(errors):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_checked_in_stacks_are_valid(stack):
-    cfg = parse_config(stack_raw(stack)[0])
+    cfg = check_config(stack_raw(stack)[0])
     assert cfg.tier == stack
 
 
 def test_tier_defaults():
-    dev = parse_config(GOOD)
+    dev = check_config(GOOD)
     assert [dev.replicas(s) for s in dev.services] == [1, 1]
-    prod = parse_config({**GOOD, "tier": "prod", "mesh": {"ingress": {"hosts": ["shop.example.com"]}}, "clusters": [
+    prod = check_config({**GOOD, "tier": "prod", "mesh": {"ingress": {"hosts": ["shop.example.com"]}}, "clusters": [
         {"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::1:role/d"]},
          "node_pools": [{"name": "w", "machine_type": "m6i.xlarge", "min_size": 3, "max_size": 6}]}]})
     assert [prod.replicas(s) for s in prod.services] == [3, 3]
@@ -155,7 +157,7 @@ def test_receiver_secret_must_exist():
         {"name": "oncall", "type": "pagerduty", "severity": "page", "secret_config_key": "pagerdutyKey"}]}))
     errs = errors_of(raw, secret_keys=set())
     assert paths(errs) == ["monitoring.receivers[0].secret_config_key"]
-    parse_config(raw, secret_keys={"pagerdutyKey"})
+    check_config(raw, secret_keys={"pagerdutyKey"})
 
 
 def test_every_error_is_listed_at_once():
@@ -176,7 +178,7 @@ def test_requests_over_capacity_rejected():
 
 
 def test_model_is_typed():
-    cfg = parse_config(GOOD)
+    cfg = check_config(GOOD)
     assert isinstance(cfg, StackConfig)
     with pytest.raises(Exception):
         cfg.tier = "qa"
@@ -197,12 +199,12 @@ def test_render_exits_2_listing_errors_and_writes_nothing(tmp_path):
 def test_unsupported_kubernetes_minor_is_a_config_error():
     raw = {"tier": "dev", "clusters": [{"name": "dev", "cloud": "local", "kubernetes_version": "1.31"}]}
     with pytest.raises(ConfigError) as err:
-        parse_config(raw)
+        check_config(raw)
     assert "clusters[0].kubernetes_version" in str(err.value) and "supported: 1.35" in str(err.value)
 
 
 def test_partial_resources_keep_the_other_defaults():
-    cfg = parse_config(bad(lambda r: r["services"][0].update(resources={"requests": {"memory": "512Mi"}})))
+    cfg = check_config(bad(lambda r: r["services"][0].update(resources={"requests": {"memory": "512Mi"}})))
     res = cfg.services[0].resources
     assert (res.requests.cpu, res.requests.memory, res.limits.cpu, res.limits.memory) == ("100m", "512Mi", "500m", "512Mi")
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from policy import cnplatform_policy as P
-from stacks import offline
-from stacks.offline import Secret, run_program, unwrap
+from cnplatform.testing import Secret, unwrap
+from tests.helpers import run_program
 from tests.helpers import ROOT, capture_stack
 
 APP = ROOT / "examples" / "team-app"
@@ -29,18 +29,15 @@ def team_app():
 
 
 def render_app(team_app, monkeypatch, platform_stack: str, cluster: str):
-    """Run team-app under the offline runner; its StackReference reads the platform render's outputs."""
+    """Run team-app under the offline runner; its StackReference reads the platform render's outputs
+    (secret ones stay secret: the platform's kubeconfigs)."""
     platform = capture_stack(platform_stack).outputs
-    outputs = unwrap(platform)
-
-    def stack_reference(name, inputs):
-        return {"outputs": outputs, "secretOutputNames": ["kubeconfigs"]}
-
-    monkeypatch.setitem(offline.OUTPUTS, "pulumi:pulumi:StackReference", stack_reference)
-    settings = team_app["Settings"](platform_stack=f"organization/ecommerce-platform/{platform_stack}",
-                                    cluster=cluster, image=IMAGE)
-    capture = run_program(lambda: team_app["deploy"](settings), stack=platform_stack, raw={}, project="team-app")
-    return capture, outputs
+    assert isinstance(platform["kubeconfigs"], Secret)
+    reference = f"organization/ecommerce-platform/{platform_stack}"
+    settings = team_app["Settings"](platform_stack=reference, cluster=cluster, image=IMAGE)
+    capture = run_program(lambda: team_app["deploy"](settings), stack=platform_stack, project="team-app",
+                          stack_references={reference: platform})
+    return capture, unwrap(platform)
 
 
 def test_example_tests_pass_as_their_own_project():

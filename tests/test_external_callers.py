@@ -2,7 +2,9 @@
 by both the NetworkPolicy (L3/4) and the AuthorizationPolicy (L7), and by nothing else."""
 import pytest
 
-from stacks.config import ConfigError, parse_config
+from stacks.checks import check_config
+
+from stacks.config import ConfigError
 from tests.helpers import capture_raw, objects, with_changes
 
 
@@ -41,6 +43,6 @@ def test_network_policy_admits_the_external_caller_from_its_namespace(capture):
 def test_external_caller_names_are_validated():
     raw = with_changes("dev", lambda r: r["services"][1].update(external_callers=[{"name": "Reviews"}]))
     with pytest.raises(ConfigError) as exc:
-        parse_config(raw)
+        check_config(raw)
     paths = [p for p, _ in exc.value.errors]
     assert "services[1].external_callers[0].name" in paths and "services[1].external_callers[0].namespace" in paths

@@ -8,7 +8,7 @@ import pytest
 
 from cnplatform.cluster import iam
 from cnplatform.cluster import karpenter as kp
-from stacks.offline import unwrap
+from cnplatform.testing import unwrap
 from stacks.render import manifest_of
 from tests.helpers import config_of, capture_stack
 from tests.reference_checks import chart_version, unknown_values_keys, validate_custom_resource
@@ -228,7 +228,7 @@ def test_no_karpenter_on_gke():
 
 def test_karpenter_limits_count_as_cluster_capacity():
     from cnplatform.cluster.capacity import karpenter_capacity
-    from stacks.footprint import cluster_capacity
+    from stacks.checks.footprint import cluster_capacity
 
     cap = karpenter_capacity(200, "800Gi")
     assert cap.cpu_millicores == 200_000 and cap.memory_mib == 800 * 1024

@@ -23,9 +23,8 @@ from stacks.render import main
 out = sys.argv[1]
 result = {"dev": {"rc": main(["--stack", "dev", "--out", out, "--quiet"]), "sdks": sdks()}}
 # Then, in the same interpreter, what the prod render runs first: its clusters, through the factory.
-from stacks.clusters import create_cluster
-from stacks.offline import run_program
-from tests.helpers import config_of, stack_raw
+from stacks.compose.clusters import create_cluster
+from tests.helpers import config_of, run_program, stack_raw
 
 cfg = config_of("prod")
 run_program(lambda: {c.name: create_cluster(cfg, c).endpoint for c in cfg.clusters}, stack="prod",
@@ -53,30 +52,45 @@ def test_dev_render_imports_no_cloud_sdk_nor_docker_and_prod_clusters_import_bot
     assert (tmp_path / "dev" / "plan.json").exists()
 
 
-CLOUD_MODULES = ["components/cnplatform/cluster/eks.py", "components/cnplatform/cluster/gke.py", "components/cnplatform/cluster/karpenter.py",
-                 "stacks/clusters_aws.py", "stacks/clusters_gcp.py", "stacks/mocks_aws.py", "stacks/mocks_gcp.py"]
-DEV_PATH_MODULES = ["components/cnplatform/cluster/base.py", "components/cnplatform/cluster/iam.py", "components/cnplatform/cluster/capacity.py",
-                    "components/cnplatform/cluster/local.py", "stacks/clusters.py", "stacks/offline.py", "stacks/render.py",
-                    "stacks/platform.py"]
+DEV_PATH_MODULES = ["components/cnplatform/cluster/base.py", "components/cnplatform/cluster/iam.py",
+                    "components/cnplatform/cluster/capacity.py", "components/cnplatform/cluster/local.py",
+                    "components/cnplatform/testing/mocks.py", "components/cnplatform/testing/runner.py",
+                    "stacks/compose/clusters/__init__.py", "stacks/compose/clusters/common.py",
+                    "stacks/compose/platform.py", "stacks/offline.py", "stacks/program.py", "stacks/render.py"]
+CLOUD = {"pulumi_aws", "pulumi_gcp", "stacks.compose.clusters.aws", "stacks.compose.clusters.gcp",
+         "cnplatform.testing.aws", "cnplatform.testing.gcp", "cnplatform.cluster.eks", "cnplatform.cluster.gke",
+         "cnplatform.cluster.karpenter"}
 
 
-def top_level_imports(path: str) -> set[str]:
+def imports(path: str, *, top_level: bool) -> set[str]:
+    """Modules ``path`` imports: at top level only, or anywhere (function bodies too)."""
     tree = ast.parse((ROOT / path).read_text())
     names = set()
-    for node in tree.body:
+    for node in (tree.body if top_level else ast.walk(tree)):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names}
     return names
 
 
 def test_modules_on_the_dev_path_do_not_import_cloud_code_at_top_level():
-    cloud = {"pulumi_aws", "pulumi_gcp", "stacks.clusters_aws", "stacks.clusters_gcp", "stacks.mocks_aws",
-             "stacks.mocks_gcp", "cnplatform.cluster.eks", "cnplatform.cluster.gke", "cnplatform.cluster.karpenter"}
     for path in DEV_PATH_MODULES:
-        assert not top_level_imports(path) & cloud, path
-    # The cloud modules themselves are only reached through stacks.clusters' lazy factory table.
-    from stacks.clusters import _FACTORIES
+        assert not imports(path, top_level=True) & CLOUD, path
+    # The cloud modules are reached only inside the branch of their cloud, by plain imports.
+    factory = imports("stacks/compose/clusters/__init__.py", top_level=False)
+    assert {"stacks.compose.clusters.aws", "stacks.compose.clusters.gcp", "stacks.compose.clusters.local"} <= factory
+    mocks = imports("components/cnplatform/testing/mocks.py", top_level=False)
+    assert {"cnplatform.testing.aws", "cnplatform.testing.gcp"} <= mocks
 
-    assert _FACTORIES == {"local": "stacks.clusters_local", "aws": "stacks.clusters_aws", "gcp": "stacks.clusters_gcp"}
+
+def test_no_module_is_imported_by_a_name_built_at_run_time():
+    """``importlib.import_module(f"...")`` hides a dependency from readers and tools (and swallowed import
+    errors hid real ones): every import in the library and the stacks is a plain import statement."""
+    offenders = []
+    for path in [*ROOT.glob("components/cnplatform/**/*.py"), *ROOT.glob("stacks/**/*.py"), ROOT / "__main__.py"]:
+        text = path.read_text()
+        if "import_module(" in text or "__import__(" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_HTTPS, LocalClusterArgs, kind_config
-from stacks.offline import Secret
+from cnplatform.testing import Secret
 from tests.helpers import capture_raw, capture_stack, objects
 
 DEV = {"tier": "dev", "clusters": [{"name": "dev", "cloud": "local"}]}

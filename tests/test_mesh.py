@@ -18,9 +18,10 @@ from cnplatform.mesh.traffic import (RETRY_ON, ServiceTrafficPolicyArgs, destina
                                      ingress_rewrite, ingress_virtual_service, resilience, virtual_service)
 from cnplatform.naming import app_labels, selector_labels
 from cnplatform.topology import callers_of
-from stacks.footprint import SIDECAR
-from stacks.layers import mesh as layer
-from stacks.offline import run_program, unwrap
+from stacks.compose.workloads import SIDECAR
+from stacks.compose.layers import mesh as layer
+from cnplatform.testing import unwrap
+from tests.helpers import run_program
 from stacks.render import is_k8s_object, manifest_of
 from tests.helpers import REFERENCE, ROOT, STACKS, capture_raw, capture_stack, config_of, objects, stack_raw, with_changes
 from tests.reference_checks import chart_version, unknown_values_keys, validate_custom_resource
@@ -699,7 +700,7 @@ def test_injected_pods_get_no_privileged_init_container():
 
 
 def test_footprint_counts_one_cni_pod_per_node():
-    from stacks.layers.monitoring import node_count
+    from stacks.compose.layers.monitoring import node_count
 
     for stack in STACKS:
         cfg = config_of(stack)

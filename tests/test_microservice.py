@@ -6,8 +6,10 @@ import pytest
 from cnplatform.microservice import MicroserviceArgs, Peer, SecretKeyRef
 from cnplatform.microservice import spec
 from cnplatform.naming import app_labels
-from stacks.config import ConfigError, parse_config
-from stacks.offline import Secret, run_program
+from stacks.checks import check_config
+from stacks.config import ConfigError
+from cnplatform.testing import Secret
+from tests.helpers import run_program
 from tests.helpers import capture_raw, capture_stack, config_of, objects
 
 DEV_SERVICES = ("user", "product", "payment", "order")
@@ -183,9 +185,9 @@ PROD = {
 
 
 def prod_args(name="api", raw=PROD):
-    from stacks.layers.services import service_args
+    from stacks.compose.layers.services import service_args
 
-    cfg = parse_config(raw)
+    cfg = check_config(raw)
     return service_args(cfg, cfg.service(name), image=cfg.service(name).image, mesh_enabled=True,
                         monitoring_namespace="monitoring")
 
@@ -204,9 +206,9 @@ def test_prod_tier_defaults_from_the_layer():
 
 
 def test_autoscaling_bounds_from_config():
-    from stacks.layers.services import autoscaling_bounds
+    from stacks.compose.layers.services import autoscaling_bounds
 
-    cfg = parse_config({**PROD, "services": [
+    cfg = check_config({**PROD, "services": [
         {"name": "api", "image": "x:1", "autoscaling": {"min_replicas": 4, "max_replicas": 10, "cpu_target": 55}},
         {"name": "web", "image": "x:1", "replicas": 5}]})
     assert autoscaling_bounds(cfg, cfg.service("api")) == (4, 10)
@@ -422,7 +424,7 @@ def test_layer_outputs_urls_and_images_per_cluster(dev):
 
 def errors_of(raw):
     with pytest.raises(ConfigError) as exc:
-        parse_config(raw)
+        check_config(raw)
     return dict(exc.value.errors)
 
 

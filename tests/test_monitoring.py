@@ -1,4 +1,4 @@
-"""Monitoring (components/cnplatform/monitoring, stacks/layers/monitoring.py): kube-prometheus-stack values,
+"""Monitoring (components/cnplatform/monitoring, stacks/compose/layers/monitoring.py): kube-prometheus-stack values,
 SLO rules (PromQL checked by hand-computed thresholds and by promtool), dashboards, scrape objects,
 Alertmanager routing, secrets, footprint."""
 from __future__ import annotations
@@ -16,10 +16,12 @@ import yaml
 from cnplatform.monitoring import alerting, dashboards, promql, scrape, values
 from cnplatform.monitoring.alerting import ReceiverSpec
 from cnplatform.monitoring.stack import PORT_FORWARD, MonitoringStackArgs, grafana_access, grafana_virtual_service_spec
-from stacks.config import ConfigError, parse_config
-from stacks.footprint import Workload, totals
-from stacks.layers import monitoring as layer
-from stacks.offline import Secret, unwrap
+from stacks.checks import check_config
+from stacks.config import ConfigError
+from stacks.compose.workloads import Workload
+from stacks.checks.footprint import totals
+from stacks.compose.layers import monitoring as layer
+from cnplatform.testing import Secret, unwrap
 from tests.helpers import STACKS, capture_raw, capture_stack, config_of, objects, with_changes
 from tests.reference_checks import chart_version, unknown_values_keys, validate_custom_resource
 
@@ -376,9 +378,9 @@ def test_email_receiver_needs_its_fields():
     def receivers(*items):
         return with_changes("dev", lambda r: r.update(monitoring={"receivers": list(items)}))
     with pytest.raises(ConfigError, match="an email receiver needs to, smarthost, from"):
-        parse_config(receivers({"name": "mail", "type": "email", "severity": "page", "secret_config_key": "k"}))
+        check_config(receivers({"name": "mail", "type": "email", "severity": "page", "secret_config_key": "k"}))
     with pytest.raises(ConfigError, match=r"duplicate receiver name\(s\) mail"):
-        parse_config(receivers({"name": "mail", "type": "pagerduty", "severity": "page", "secret_config_key": "k"},
+        check_config(receivers({"name": "mail", "type": "pagerduty", "severity": "page", "secret_config_key": "k"},
                                {"name": "mail", "type": "slack", "severity": "ticket", "secret_config_key": "k2"}))
 
 
@@ -571,7 +573,7 @@ def test_layer_warns_about_unroutable_host_and_inexact_buckets():
     def change(raw):
         raw["monitoring"].update(expose_grafana=True, grafana_host="grafana.example.com")
         raw["services"][0]["slo"]["latency_ms"] = 400
-    cfg = parse_config(with_changes("prod", change))
+    cfg = check_config(with_changes("prod", change))
     warnings = layer.config_warnings(cfg, cfg.clusters[0])
     assert any("not among mesh.ingress.hosts" in w for w in warnings)
     assert any("'user'" in w and "300ms" in w for w in warnings)
@@ -612,7 +614,7 @@ def test_prod_footprint_is_ha_and_node_exporter_per_node():
 def test_disabled_monitoring_deploys_and_counts_nothing():
     raw = {"tier": "dev", "clusters": [{"name": "dev", "cloud": "local"}], "monitoring": {"enabled": False},
            "mesh": {"enabled": False}}
-    cfg = parse_config(raw)
+    cfg = check_config(raw)
     assert layer.footprint(cfg, cfg.clusters[0]) == []
     cap = capture_raw(raw, "nomon")
     assert not [r for r in cap.resources if r.type.startswith("cnplatform:monitoring:")]
@@ -650,7 +652,7 @@ def test_service_monitoring_objects_are_children_of_the_stack_with_no_component_
 
 def test_standalone_service_monitoring_makes_the_same_objects_as_the_stack():
     from cnplatform.monitoring.service import ServiceMonitoring, ServiceMonitoringArgs
-    from stacks.offline import run_program
+    from tests.helpers import run_program
     from stacks.render import is_k8s_object, manifest_of
 
     cfg = config_of("dev")

@@ -5,7 +5,7 @@ import sys
 from tests.helpers import ROOT
 
 FAILING_FACTORY = """
-import stacks.clusters_gcp as gcp
+import stacks.compose.clusters.gcp as gcp
 
 def fail(*args, **kwargs):
     raise RuntimeError("the GKE factory failed")

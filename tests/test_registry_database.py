@@ -11,7 +11,8 @@ from cnplatform.database import spec as db_spec
 from cnplatform.registry import (ArtifactRepository, ArtifactRepositoryArgs, ServiceImage, ServiceImageArgs,
                                  artifact_cleanup_policies, context_digest, dockerfile_sources, ecr_lifecycle_policy,
                                  image_digest)
-from stacks.offline import Secret, run_program, unwrap
+from cnplatform.testing import Secret, unwrap
+from tests.helpers import run_program
 from tests.helpers import ROOT, capture_raw, capture_stack, config_of, objects
 
 BUILT = ("user", "product", "payment", "order")
@@ -269,7 +270,7 @@ def test_dev_mysql_service_policy_and_secret(dev):
 
 
 def test_footprint_counts_in_cluster_databases_only():
-    from stacks.layers.services import footprint
+    from stacks.compose.layers.services import footprint
 
     cfg = config_of("dev")
     items = footprint(cfg, cfg.clusters[0])
@@ -366,15 +367,23 @@ def test_cloud_database_without_network_facts_fails_clearly(args, message):
         run(program)
 
 
-def test_layer_names_the_cluster_attribute_it_misses():
-    from stacks.layers.services import _cluster_attr
+def test_layer_names_the_cluster_network_it_misses():
+    """The layers use the cluster interface (``Cluster.network``), not attribute probes."""
+    from cnplatform.cluster.base import ClusterNetwork
+    from stacks.compose.layers.services import _network
 
-    ctx = SimpleNamespace(cluster=SimpleNamespace(vpc_id="vpc-1"), name="prod-eks",
-                          cluster_cfg=SimpleNamespace(cloud="aws"))
-    assert _cluster_attr(ctx, "vpc_id", "x") == "vpc-1"
-    with pytest.raises(AttributeError, match=r"does not expose 'private_subnet_ids'.*components/cnplatform/cluster/eks.py"):
-        _cluster_attr(ctx, "private_subnet_ids", "the RDS database of 'order'")
-    assert _cluster_attr(ctx, "vpc_cidr", "x", required=False) is None
+    class NoNetwork:  # a cluster component that forgot to declare its network
+        network = None
+
+    ctx = SimpleNamespace(cluster=NoNetwork(), name="prod-eks", cluster_cfg=SimpleNamespace(cloud="aws"))
+    with pytest.raises(AttributeError, match=r"declares no aws network, needed for the RDS database of 'order'.*"
+                                             r"NoNetwork\) must set `self.network`"):
+        _network(ctx, "the RDS database of 'order'")
+    ctx.cluster.network = ClusterNetwork(cloud="gcp")
+    with pytest.raises(AttributeError, match="declares no aws network"):
+        _network(ctx, "x")
+    ctx.cluster.network = ClusterNetwork(cloud="aws", vpc_cidr="10.0.0.0/16")
+    assert _network(ctx, "x").vpc_cidr == "10.0.0.0/16"
 
 
 # ----------------------------------------------------------------------- prod stack wiring

@@ -9,7 +9,7 @@ from pulumi.runtime import rpc
 from pulumi.output import Unknown
 
 from cnplatform import sdk_patches
-from stacks.offline import run_program
+from tests.helpers import run_program
 
 
 def sdk_original():
@@ -74,7 +74,7 @@ MAIN = Path(__file__).resolve().parent.parent / "__main__.py"
 
 def test_entry_point_applies_it():
     text = MAIN.read_text()
-    assert "sdk_patches.apply()" in text and text.index("sdk_patches.apply()") < text.index("build_platform(")
+    assert "sdk_patches.apply()" in text and text.index("sdk_patches.apply()") < text.index("program()")
 
 
 # ------------------------------------------------------------------------------------ GC policy
@@ -92,4 +92,4 @@ def test_offline_runs_use_the_batch_thresholds_and_restore_the_previous_ones():
 
 def test_entry_point_sets_the_batch_thresholds_before_composing():
     text = MAIN.read_text()
-    assert text.index("gc_tuning.for_batch_program()") < text.index("build_platform(")
+    assert text.index("gc_tuning.for_batch_program()") < text.index("program()")

@@ -238,7 +238,7 @@ def test_watchdog_goes_to_the_dead_mans_switch():
 
 
 def test_prod_routes_the_watchdog_and_warns_without_one(rendered):
-    from stacks.layers import monitoring as layer
+    from stacks.compose.layers import monitoring as layer
     from tests.helpers import config_of
     values = yaml.safe_load(next((rendered("prod") / "helm").glob("*/kube-prometheus-stack.yaml")).read_text())
     assert values["alertmanager"]["config"]["route"]["routes"][0]["receiver"] == "deadman"
@@ -251,18 +251,20 @@ def test_prod_routes_the_watchdog_and_warns_without_one(rendered):
 
 
 def test_karpenter_disruption_is_a_tier_default_and_prod_is_slower(rendered):
-    from stacks.config import KARPENTER_DISRUPTION
+    from stacks.config import TIERS
+
+    prod = TIERS["prod"]
     pools = [o for o in own_objects(rendered, "prod") if o["kind"] == "NodePool"]
     assert pools
     for pool in pools:
         disruption = pool["spec"]["disruption"]
-        assert (disruption["consolidateAfter"], disruption["budgets"]) == (KARPENTER_DISRUPTION["prod"][0],
-                                                                          [{"nodes": KARPENTER_DISRUPTION["prod"][1]}])
-    assert KARPENTER_DISRUPTION["prod"][0] != "1m"
+        assert (disruption["consolidateAfter"], disruption["budgets"]) == (prod.karpenter_consolidate_after,
+                                                                          [{"nodes": prod.karpenter_disruption_budget}])
+    assert prod.karpenter_consolidate_after != TIERS["dev"].karpenter_consolidate_after == "1m"
 
 
 def test_prod_warns_about_an_unpinned_karpenter_ami():
-    from stacks.clusters_aws import karpenter_warnings
+    from stacks.compose.clusters.aws import karpenter_warnings
     from tests.helpers import config_of
     cfg = config_of("prod")
     cfg.addons.karpenter.ami_alias = "al2023@latest"

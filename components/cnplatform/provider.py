@@ -27,7 +27,6 @@ the ``index`` module); the constructed component registers itself with its own t
 language created it.
 """
 import dataclasses
-import importlib
 import inspect
 import json
 import sys
@@ -40,29 +39,27 @@ import pulumi
 
 from cnplatform import PACKAGE, __version__
 
-#: Components served to other languages, as ``module:Class``. A component qualifies when its args
-#: are a dataclass of plain/Input types, nested dataclasses, lists and ``dict[str, ...]`` (no unions
-#: except Optional) and its outputs are ``pulumi.Output[T]`` annotations with docstrings.
-#: Hosted: what a team needs on a platform cluster (its namespace with the baseline, its services),
-#: all on the base dependencies (the plugin's venv has no cloud SDK).
-HOSTED: tuple[str, ...] = (
-    "cnplatform.cluster.baseline:ClusterBaseline",
-    "cnplatform.microservice:Microservice",
-)
-
 _PULUMI_BASES = (pulumi.ComponentResource, pulumi.Resource, object)
 
 
 # ------------------------------------------------------------------------------------ hosting
 
 
+def hosted_classes() -> list[type[pulumi.ComponentResource]]:
+    """Components served to other languages. A component qualifies when its args are a dataclass of
+    plain/Input types, nested dataclasses, lists and ``dict[str, ...]`` (no unions except Optional) and
+    its outputs are ``pulumi.Output[T]`` annotations with docstrings. Hosted: what a team needs on a
+    platform cluster (its namespace with the baseline, its services), all on the base dependencies
+    (the plugin's venv has no cloud SDK)."""
+    from cnplatform.cluster.baseline import ClusterBaseline
+    from cnplatform.microservice import Microservice
+
+    return [ClusterBaseline, Microservice]
+
+
 def hosted_components() -> list[type[pulumi.ComponentResource]]:
-    """The portable view of every component in :data:`HOSTED`."""
-    out = []
-    for path in HOSTED:
-        module, _, name = path.partition(":")
-        out.append(portable(getattr(importlib.import_module(module), name)))
-    return out
+    """The portable view of every component of :func:`hosted_classes`."""
+    return [portable(cls) for cls in hosted_classes()]
 
 
 def component_provider(components: Optional[list[type[pulumi.ComponentResource]]] = None):

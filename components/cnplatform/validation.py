@@ -1,4 +1,4 @@
-"""The validation rules shared by the stack config (``stacks/config.py``) and every component's args.
+"""The validation rules shared by the stack config (``stacks/config/``) and every component's args.
 
 Plain functions: each ``rule(value)`` returns the value or raises ``ValueError`` with the message a
 user sees (the same message for a stack config key and a component argument). ``check_args`` runs

@@ -40,6 +40,24 @@ class NodePoolSpec:
     """Kubernetes node labels."""
 
 
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """The cloud network a cluster runs in: where the resources beside it (databases) are placed."""
+
+    cloud: str
+    """``aws`` or ``gcp``."""
+    vpc_id: Optional[pulumi.Output[str]] = None
+    """AWS: the VPC."""
+    private_subnet_ids: Optional[pulumi.Output[list[str]]] = None
+    """AWS: the private subnets (one per zone)."""
+    vpc_cidr: Optional[str] = None
+    """AWS: the VPC's CIDR (what a database in it admits)."""
+    network_id: Optional[pulumi.Output[str]] = None
+    """GCP: the VPC network's id (private services access)."""
+    network_self_link: Optional[pulumi.Output[str]] = None
+    """GCP: the VPC network's self link (a Cloud SQL instance's private network)."""
+
+
 class Cluster(pulumi.ComponentResource):
     """Base class of the cluster components: the common output interface.
 
@@ -80,6 +98,13 @@ class Cluster(pulumi.ComponentResource):
     capacity: NodeCapacity
     #: Resources that must exist before workloads (e.g. node groups); Kubernetes children depend on them.
     ready: list[pulumi.Resource]
+    #: The explicit cloud provider the cluster was created with (region, project, default tags):
+    #: resources placed beside the cluster (images, registries, databases) use it. None for kind.
+    cloud_provider: Optional[pulumi.ProviderResource] = None
+    #: The cloud network of the cluster (None for kind).
+    network: Optional[ClusterNetwork] = None
+    #: GKE: the Artifact Registry repository its nodes pull from (None: the cloud has none per cluster).
+    registry_repository: Optional[str] = None
 
     def _finish(self, *, name: str, cloud: str, region: pulumi.Input[str], zones: pulumi.Input[list[str]],
                 endpoint: pulumi.Input[str], kubeconfig: pulumi.Input[str], registry_url: pulumi.Input[str],

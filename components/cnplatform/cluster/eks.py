@@ -1,7 +1,7 @@
 """EKS cluster with raw pulumi-aws: VPC over up to 3 zones, private managed node groups, IRSA, KMS, logs.
 
 Why not pulumi-eks / awsx: see docs/decisions.md ("EKS with raw pulumi-aws"). Imported only by
-``stacks.clusters_aws`` (the dev path never loads ``pulumi_aws``).
+``stacks.compose.clusters.aws`` (the dev path never loads ``pulumi_aws``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ except ModuleNotFoundError as exc:
 import pulumi_kubernetes as k8s  # noqa: E402
 
 from cnplatform.cluster import iam
-from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
+from cnplatform.cluster.base import Cluster, ClusterNetwork, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
 from cnplatform.cluster.eks_network import (DISCOVERY_TAG, MAX_ZONES, eks_network, nat_gateway_count,  # noqa: F401
                                             subnet_cidrs, subnet_tags)
 from cnplatform.naming import MANAGED_BY, type_token
@@ -164,7 +164,7 @@ class EksCluster(Cluster):
     cloud_provider: aws.Provider
     node_groups: dict[str, aws.eks.NodeGroup]
     addons: dict[str, aws.eks.Addon]
-    #: The cluster's Karpenter (``cnplatform.cluster.karpenter.Karpenter``), set by stacks.clusters_aws.
+    #: The cluster's Karpenter (``cnplatform.cluster.karpenter.Karpenter``), set by stacks.compose.clusters.aws.
     karpenter: Optional[pulumi.ComponentResource] = None
 
     def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -344,6 +344,8 @@ class EksCluster(Cluster):
         # ------------------------------------------------------------------- extra attributes
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+        self.network = ClusterNetwork(cloud="aws", vpc_id=self.vpc_id, private_subnet_ids=self.private_subnet_ids,
+                                      vpc_cidr=self.vpc_cidr)
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.cluster_security_group_id = cluster_sg_id
         self.node_security_group_id = node_sg.id

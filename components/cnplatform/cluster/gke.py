@@ -1,6 +1,6 @@
 """GKE cluster: VPC-native private nodes behind Cloud NAT, Workload Identity, Dataplane V2, CMEK Secrets.
 
-Imported only by ``stacks.clusters_gcp`` (the dev path never loads ``pulumi_gcp``).
+Imported only by ``stacks.compose.clusters.gcp`` (the dev path never loads ``pulumi_gcp``).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ try:
 except ModuleNotFoundError as exc:
     raise missing_extra(exc, __name__) from None
 
-from cnplatform.cluster.base import Cluster, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
+from cnplatform.cluster.base import Cluster, ClusterNetwork, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
 from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform import validation as _v
 
@@ -336,6 +336,7 @@ class GkeCluster(Cluster):
         self.registry_repository = args.registry_repository
         self.network_id = network.id
         self.network_self_link = network.self_link
+        self.network = ClusterNetwork(cloud="gcp", network_id=network.id, network_self_link=network.self_link)
         self.subnet_id = subnet.id
         self.subnet_self_link = subnet.self_link
         self.subnet = subnet.self_link

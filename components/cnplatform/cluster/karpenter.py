@@ -1,7 +1,7 @@
 """Karpenter on EKS: controller (IRSA), interruption queue + EventBridge rules, node role, NodePool/EC2NodeClass.
 
 Node autoscaling is part of the cluster on both clouds: GKE's lives in the cluster resource
-(``cluster_autoscaling``), EKS's is this component, created with the cluster by ``stacks.clusters_aws``.
+(``cluster_autoscaling``), EKS's is this component, created with the cluster by ``stacks.compose.clusters.aws``.
 Imported only for AWS clusters (the dev path never loads ``pulumi_aws``).
 """
 from __future__ import annotations

@@ -17,9 +17,15 @@ from cnplatform.addons.cert_manager import (
     cert_manager_values,
     deployment_resources,
 )
-from cnplatform.addons.metrics_server import MetricsServer, MetricsServerArgs, metrics_server_values
-from stacks.config import ClusterConfig, StackConfig
-from stacks.footprint import Workload
+from cnplatform.addons.metrics_server import (
+    MetricsServer,
+    MetricsServerArgs,
+    metrics_server_values,
+)
+
+from stacks.compose.context import ClusterContext
+from stacks.compose.workloads import Workload
+from stacks.config import TIERS, ClusterConfig, StackConfig
 
 LAYER = "addons"
 #: Clouds whose clusters need metrics-server for the metrics.k8s.io API (HPAs, kubectl top).
@@ -41,7 +47,7 @@ def metrics_server_args(cloud: str, tier: str, charts_dir: Optional[str] = None)
     return MetricsServerArgs(
         charts_dir=charts_dir,
         # HA in prod: two replicas, PodDisruptionBudget, spread (HPAs stall while the metrics API is down).
-        replicas=2 if tier == "prod" else 1,
+        replicas=TIERS[tier].addon_replicas,
         # kind only: kind's kubelets serve self-signed certificates that are not signed by the
         # cluster CA, so metrics-server cannot verify them. EKS kubelet certificates are signed by
         # the cluster CA: verification stays on there.
@@ -51,7 +57,7 @@ def metrics_server_args(cloud: str, tier: str, charts_dir: Optional[str] = None)
 
 def cert_manager_replicas(tier: str) -> int:
     """Controller, webhook and cainjector pods each: HA in prod (the webhook gates every cert-manager write)."""
-    return 2 if tier == "prod" else 1
+    return TIERS[tier].addon_replicas
 
 
 def issuer_type(cfg: StackConfig, cluster_cfg: ClusterConfig) -> str:
@@ -73,17 +79,16 @@ def cert_manager_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> CertManag
     )
 
 
-def deploy(ctx) -> None:
+def deploy(ctx: ClusterContext) -> None:
     cfg, cluster_cfg = ctx.cfg, ctx.cluster_cfg
     if wants_metrics_server(cfg, cluster_cfg):
-        ctx.parts["metrics_server"] = MetricsServer(
+        ctx.metrics_server = MetricsServer(
             f"{ctx.name}-metrics-server", metrics_server_args(cluster_cfg.cloud, cfg.tier, cfg.charts_dir),
             opts=ctx.k8s_opts())
     if cfg.addons.cert_manager.enabled:
         cert_manager = CertManager(f"{ctx.name}-cert-manager", cert_manager_args(cfg, cluster_cfg),
                                    opts=ctx.k8s_opts())
-        ctx.parts["cert_manager"] = cert_manager
-        ctx.parts["cluster_issuer"] = cert_manager.issuer_name
+        ctx.cert_manager = cert_manager
         ctx.outputs["cluster_issuer"] = cert_manager.issuer_name
 
 

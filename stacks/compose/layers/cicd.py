@@ -1,38 +1,24 @@
 """CI/CD layer: Jenkins in the ``jenkins`` namespace of one cluster per stack (when ``cicd.enabled``).
 
-Controller size is a pure function of the tier (:data:`TIER_RESOURCES`); the footprint is computed
+Controller size is a pure function of the tier (``TierDefaults.jenkins_resources``); the footprint is computed
 from the same values the chart receives, plus ONE agent pod (the largest of the pipeline's pod
 templates in ``ci/jenkins/pods/``): agents are ephemeral, one build at a time is what we reserve for.
 """
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
-from pathlib import Path
 
 import pulumi
 import yaml
-
 from cnplatform.cicd.jenkins import Jenkins, JenkinsArgs, footprint_resources
 from cnplatform.quantity import cpu_millicores, memory_mib
-from stacks.footprint import Workload
 
-#: Controller container and config-reload sidecar requests/limits per tier.
-TIER_RESOURCES: dict[str, dict[str, dict[str, dict[str, str]]]] = {
-    "dev": {
-        "controller": {"requests": {"cpu": "250m", "memory": "768Mi"}, "limits": {"cpu": "1500m", "memory": "2Gi"}},
-        "reload": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"cpu": "100m", "memory": "192Mi"}},
-    },
-    "staging": {
-        "controller": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
-        "reload": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"cpu": "100m", "memory": "192Mi"}},
-    },
-    "prod": {
-        "controller": {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-        "reload": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
-    },
-}
+from stacks.compose.context import ClusterContext
+from stacks.compose.workloads import Workload
+from stacks.config import ROOT
 
-AGENT_PODS = Path(__file__).resolve().parents[2] / "ci" / "jenkins" / "pods"
+AGENT_PODS = ROOT / "ci" / "jenkins" / "pods"
 
 
 def jenkins_cluster(cfg) -> str:
@@ -48,13 +34,13 @@ def deploy_plan(cfg, stack: str) -> tuple[list[str], list[str]]:
     """
     stacks = cfg.cicd.deploy_stacks
     if stacks is None:
-        stacks = [] if cfg.tier == "dev" else [stack]
+        stacks = [stack] if cfg.defaults.jenkins_deploys_own_stack else []
     return list(stacks), [s for s in cfg.cicd.approval_stacks if s in stacks]
 
 
 def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "") -> JenkinsArgs:
     """The component's inputs for one cluster, from the stack config (tier decides the size)."""
-    sizes = TIER_RESOURCES[cfg.tier]
+    sizes = cfg.defaults.jenkins_resources
     cicd = cfg.cicd
     deploy_stacks, approval_stacks = deploy_plan(cfg, stack)
     return JenkinsArgs(
@@ -69,14 +55,14 @@ def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "") -> JenkinsA
         admin_user=cicd.admin_user, admins=list(cicd.admins), developers=list(cicd.developers),
         storage=cicd.storage,
         storage_class=cicd.storage_class,
-        controller_resources=sizes["controller"],
-        reload_resources=sizes["reload"],
+        controller_resources=copy.deepcopy(sizes["controller"]),
+        reload_resources=copy.deepcopy(sizes["reload"]),
         pod_security="baseline",
         mesh_injection=False,
     )
 
 
-def deploy(ctx) -> None:
+def deploy(ctx: ClusterContext) -> None:
     cfg = ctx.cfg
     if not cfg.cicd.enabled:
         return
@@ -86,10 +72,10 @@ def deploy(ctx) -> None:
     if ctx.name != jenkins_cluster(cfg):
         return
     registries = ({c.name: cfg.cicd.registry for c in cfg.clusters} if cfg.cicd.registry
-                  else ctx.shared["registries"])
+                  else ctx.shared.registries)
     args = jenkins_args(cfg, ctx.cluster_cfg, registries, pulumi.get_stack())
     jenkins = Jenkins(f"{ctx.name}-jenkins", args, opts=ctx.k8s_opts())
-    ctx.parts["cicd"] = jenkins
+    ctx.jenkins = jenkins
     ctx.outputs["jenkins"] = {"namespace": jenkins.namespace, "url": jenkins.url,
                               "admin_secret": jenkins.admin_secret}
 

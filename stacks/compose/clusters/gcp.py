@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Optional
 
 import pulumi
-
 from cnplatform.cluster.gke import GkeCluster, GkeClusterArgs
-from stacks.clusters import control_plane_ports, node_pools
+
+from stacks.compose.clusters.common import control_plane_ports, node_pools
 from stacks.config import ClusterConfig, StackConfig
 
 
@@ -14,7 +14,7 @@ def gke_args(cfg: StackConfig, cluster: ClusterConfig, api_clients=()) -> GkeClu
     gcp = cluster.gcp
     return GkeClusterArgs(
         project=gcp.project, region=cluster.region, zones=list(cluster.zones),
-        regional=gcp.regional if gcp.regional is not None else cfg.tier == "prod",
+        regional=gcp.regional if gcp.regional is not None else cfg.defaults.gke_regional,
         kubernetes_version=cluster.kubernetes_version, release_channel=gcp.release_channel,
         network_cidr=gcp.network_cidr, pods_cidr=gcp.pods_cidr, services_cidr=gcp.services_cidr,
         master_cidr=gcp.master_cidr, master_authorized_networks=list(gcp.master_authorized_networks),
@@ -22,7 +22,7 @@ def gke_args(cfg: StackConfig, cluster: ClusterConfig, api_clients=()) -> GkeClu
         auto_provisioning=gcp.auto_provisioning, auto_provisioning_max_cpu=gcp.auto_provisioning_max_cpu,
         auto_provisioning_max_memory_gb=gcp.auto_provisioning_max_memory_gb, deletion_protection=cfg.protect,
         labels={"cnplatform-tier": cfg.tier}, control_plane_ports=control_plane_ports(cfg),
-        api_clients=api_clients, nat_addresses=2 if cfg.tier == "prod" else 1,
+        api_clients=api_clients, nat_addresses=cfg.defaults.gcp_nat_addresses,
     )
 
 

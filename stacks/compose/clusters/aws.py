@@ -4,18 +4,22 @@ from __future__ import annotations
 from typing import Optional
 
 import pulumi
+from cnplatform.cluster.eks import (
+    NODE_POOL_LABEL,
+    SYSTEM_POOL,
+    EksCluster,
+    EksClusterArgs,
+)
 
-from cnplatform.cluster.eks import NODE_POOL_LABEL, SYSTEM_POOL, EksCluster, EksClusterArgs
-from stacks.clusters import node_pools
-from stacks.config import KARPENTER_DISRUPTION, ClusterConfig, StackConfig
+from stacks.compose.clusters.common import node_pools
+from stacks.config import ClusterConfig, StackConfig
 
 
 def eks_args(cfg: StackConfig, cluster: ClusterConfig, api_clients=()) -> EksClusterArgs:
     aws = cluster.aws
-    prod = cfg.tier == "prod"
     return EksClusterArgs(
         region=cluster.region, kubernetes_version=cluster.kubernetes_version, zones=list(cluster.zones),
-        vpc_cidr=aws.vpc_cidr, nat_per_zone=aws.nat_per_zone if aws.nat_per_zone is not None else prod,
+        vpc_cidr=aws.vpc_cidr, nat_per_zone=aws.nat_per_zone if aws.nat_per_zone is not None else cfg.defaults.aws_nat_per_zone,
         public_access_cidrs=list(aws.public_access_cidrs), admin_role_arns=list(aws.admin_role_arns),
         deployer_role_arns=list(aws.deployer_role_arns), api_clients=api_clients,
         system_machine_type=aws.system_machine_type, system_min_size=aws.system_min_size,
@@ -42,8 +46,8 @@ def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.Resou
             instance_categories=list(karpenter.instance_categories), capacity_types=list(karpenter.capacity_types),
             cpu_limit=karpenter.cpu_limit, memory_limit=karpenter.memory_limit,
             consolidation=karpenter.consolidation, ami_alias=karpenter.ami_alias,
-            consolidate_after=karpenter.consolidate_after or KARPENTER_DISRUPTION[cfg.tier][0],
-            disruption_budget=karpenter.disruption_budget or KARPENTER_DISRUPTION[cfg.tier][1],
+            consolidate_after=karpenter.consolidate_after or cfg.defaults.karpenter_consolidate_after,
+            disruption_budget=karpenter.disruption_budget or cfg.defaults.karpenter_disruption_budget,
         ), opts=pulumi.ResourceOptions(parent=eks, providers={"aws": eks.aws_provider, "kubernetes": eks.provider}))
     return eks
 
@@ -51,7 +55,7 @@ def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.Resou
 def karpenter_warnings(cfg: StackConfig) -> list[str]:
     """Karpenter settings that deploy but should not in prod (printed with ``pulumi.log.warn``)."""
     karpenter = cfg.addons.karpenter
-    if cfg.tier == "prod" and karpenter.enabled and karpenter.ami_alias.endswith("@latest"):
+    if cfg.defaults.karpenter_pinned_ami and karpenter.enabled and karpenter.ami_alias.endswith("@latest"):
         return [f"addons.karpenter.ami_alias is {karpenter.ami_alias!r}: pin an AMI release in prod "
                 "(al2023@vYYYYMMDD, one that has the cluster's Kubernetes minor), or every node rolls to "
                 "each new AMI untested"]

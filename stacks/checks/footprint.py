@@ -1,45 +1,21 @@
 """What the platform asks of each cluster: CPU/memory requests and limits vs node capacity.
 
-Every layer module may define ``footprint(cfg, cluster_cfg) -> list[Workload]`` (its add-ons'
-requests, taken from the same values the layer gives its chart); services are counted here.
+Every layer may declare a ``footprint(cfg, cluster_cfg) -> list[Workload]`` (its add-ons' requests,
+taken from the same values the layer gives its chart); services are counted here.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from cnplatform.cluster.base import pools_capacity
 from cnplatform.cluster.capacity import NodeCapacity, karpenter_capacity
 from cnplatform.quantity import cpu_millicores, memory_mib
 
-#: Istio sidecar (istio-proxy) requests/limits the mesh injects into every app pod.
-SIDECAR = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+from stacks.compose.layers import LAYERS
+from stacks.compose.workloads import SIDECAR, Workload
+from stacks.config import ClusterConfig, StackConfig
+
 LOCAL_DEFAULT = NodeCapacity(4000, 8192)
 
-
-@dataclass(frozen=True)
-class Workload:
-    """``replicas`` pods of one workload, each with these requests/limits (millicores, MiB)."""
-
-    layer: str
-    name: str
-    replicas: int
-    cpu_request: int
-    memory_request: int
-    cpu_limit: int
-    memory_limit: int
-
-    @classmethod
-    def of(cls, layer: str, name: str, replicas: int, resources: dict) -> "Workload":
-        req, lim = resources.get("requests", {}), resources.get("limits", resources.get("requests", {}))
-        return cls(layer, name, replicas, cpu_millicores(req.get("cpu", 0)), memory_mib(req.get("memory", 0)),
-                   cpu_millicores(lim.get("cpu", 0)), memory_mib(lim.get("memory", 0)))
-
-    def total(self) -> tuple[int, int, int, int]:
-        r = self.replicas
-        return (self.cpu_request * r, self.memory_request * r, self.cpu_limit * r, self.memory_limit * r)
-
-
-def cluster_capacity(cluster_cfg, cfg=None) -> NodeCapacity:
+def cluster_capacity(cluster_cfg: ClusterConfig, cfg: StackConfig | None = None) -> NodeCapacity:
     """Allocatable capacity of a cluster at its node pools' maximum size (+ Karpenter's limits on EKS)."""
     if cluster_cfg.cloud == "local":
         pool = cluster_cfg.node_pools[0] if cluster_cfg.node_pools else None
@@ -66,13 +42,13 @@ KIND_SYSTEM = [
 ]
 
 
-def system_workloads(cluster_cfg) -> list[Workload]:
+def system_workloads(cluster_cfg: ClusterConfig) -> list[Workload]:
     if cluster_cfg.cloud != "local":
         return []
     return [Workload.of("kind-system", name, n, res) for name, n, res in KIND_SYSTEM]
 
 
-def service_workloads(cfg, cluster_cfg) -> list[Workload]:
+def service_workloads(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
     out = []
     for svc in cfg.services_on(cluster_cfg.name):
         resources = svc.resources.model_dump()
@@ -88,13 +64,11 @@ def service_workloads(cfg, cluster_cfg) -> list[Workload]:
     return out
 
 
-def workloads(cfg, cluster_cfg) -> list[Workload]:
-    from stacks.platform import layer_modules
-
+def workloads(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
     out = system_workloads(cluster_cfg) + service_workloads(cfg, cluster_cfg)
-    for module in layer_modules():
-        if hasattr(module, "footprint"):
-            out += module.footprint(cfg, cluster_cfg)
+    for layer in LAYERS:
+        if layer.footprint is not None:
+            out += layer.footprint(cfg, cluster_cfg)
     return out
 
 
@@ -106,7 +80,7 @@ def totals(items: list[Workload]) -> tuple[int, int, int, int]:
     return tuple(sums)  # type: ignore[return-value]
 
 
-def capacity_errors(cfg) -> list[tuple[str, str]]:
+def capacity_errors(cfg: StackConfig) -> list[tuple[str, str]]:
     """A config whose requests exceed a cluster's allocatable capacity is invalid."""
     errors = []
     for i, cluster_cfg in enumerate(cfg.clusters):
@@ -124,7 +98,7 @@ def capacity_errors(cfg) -> list[tuple[str, str]]:
     return errors
 
 
-def report(cfg) -> str:
+def report(cfg: StackConfig) -> str:
     """Human-readable footprint per cluster and layer (printed by the render)."""
     lines = []
     for cluster_cfg in cfg.clusters:

@@ -6,21 +6,18 @@ with the other config errors (key path + hint), never as a traceback.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
-from stacks.config import PROJECT, ConfigError, raw_from_stack_file
+from stacks.config.base import PROJECT, ROOT
+from stacks.config.errors import ConfigError
+from stacks.config.loading import raw_from_stack_file
+from stacks.config.namespaces import namespace_errors
 
-ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-#: Config namespaces besides the project's: Pulumi itself and the providers the program uses.
-PROVIDER_NAMESPACES = ("pulumi", "aws", "gcp", "google-native", "kubernetes", "docker", "random", "tls",
-                       "command")
-
 
 def stack_file(stack: str, path: Optional[str]) -> Path:
     """The config file of ``stack`` (``--config`` or ``Pulumi.<stack>.yaml`` in the repo root)."""
@@ -56,20 +53,6 @@ def read_document(stack: str, path: Optional[str]) -> dict:
     if not isinstance(doc, dict):
         raise ConfigError([("<root>", f"a stack file is a mapping with a 'config:' key (got a {type(doc).__name__})")])
     return doc
-
-
-def namespace_errors(keys: list[str], project: str = PROJECT) -> list[tuple[str, str]]:
-    """Keys whose namespace is neither the project's nor a provider's (a typo would be silently dropped)."""
-    errors = []
-    for key in keys:
-        ns, sep, _ = str(key).partition(":")
-        if not sep or ns == project or ns in PROVIDER_NAMESPACES:
-            continue
-        close = difflib.get_close_matches(ns, [project, *PROVIDER_NAMESPACES], n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"the project's namespace is {project!r}"
-        errors.append((f"config.{key}", f"unknown config namespace {ns!r}; {hint} (provider namespaces: "
-                                        f"{', '.join(PROVIDER_NAMESPACES)})"))
-    return errors
 
 
 def document_errors(doc: dict, project: str = PROJECT) -> list[tuple[str, str]]:

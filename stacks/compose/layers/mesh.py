@@ -9,46 +9,35 @@ exchanged pairwise). The services' policies are children of the mesh (``IstioMes
 from __future__ import annotations
 
 import pulumi
-
 from cnplatform.addons.cert_manager import ISSUER_ACME
 from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_HTTPS
 from cnplatform.mesh import values as mesh_values
 from cnplatform.mesh.authorization import MONITORING_NAMESPACE, ServiceAuthorizationArgs
 from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs
-from cnplatform.mesh.consul import ConsulCatalogSync, ConsulCatalogSyncArgs, consul_values
-from cnplatform.mesh.istio import (DEFAULT_TLS_SECRET, IstioMesh, IstioMeshArgs, ingress_gateway_principal,
-                                   public_gateway_name)
+from cnplatform.mesh.consul import (
+    ConsulCatalogSync,
+    ConsulCatalogSyncArgs,
+    consul_values,
+)
+from cnplatform.mesh.istio import (
+    DEFAULT_TLS_SECRET,
+    IstioMesh,
+    IstioMeshArgs,
+    ingress_gateway_principal,
+    public_gateway_name,
+)
 from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, ca_data_of
 from cnplatform.mesh.service_policy import ServiceMeshPolicyArgs
 from cnplatform.mesh.traffic import ServiceTrafficPolicyArgs, exposed_service_paths
 from cnplatform.naming import service_account_principal
+
+from stacks.compose.context import ClusterContext, MeshMember
+from stacks.compose.layers import ingress_certificate
+from stacks.compose.layers.addons import issuer_type
+from stacks.compose.workloads import SIDECAR, Workload
 from stacks.config import ClusterConfig, ServiceConfig, StackConfig
-from stacks.footprint import SIDECAR, Workload
-from stacks.layers import ingress_certificate
-from stacks.layers.addons import issuer_type
 
 LAYER = "mesh"
-ROOT_CA_KEY = "mesh_root_ca"
-MEMBERS_KEY = "mesh_members"
-
-#: istiod and gateway sizing per tier. dev fits a 4 vCPU / 8 GiB kind node next to everything else;
-#: staging runs 2 replicas of each, prod 3 (the platform policy wants >= 3 replicas of every prod
-#: Deployment, with a PodDisruptionBudget), autoscaled, spread over zones in prod.
-TIER_SIZING: dict[str, dict] = {
-    "dev": dict(istiod_replicas=1, istiod_autoscale_max=1, istiod_cpu_request="100m", istiod_memory_request="256Mi",
-                istiod_cpu_limit="1", istiod_memory_limit="1Gi",
-                gateway_replicas=1, gateway_autoscale_max=1, gateway_cpu_request="50m",
-                gateway_memory_request="64Mi", gateway_cpu_limit="1", gateway_memory_limit="512Mi"),
-    "staging": dict(istiod_replicas=2, istiod_autoscale_max=3, istiod_cpu_request="250m",
-                    istiod_memory_request="512Mi", istiod_cpu_limit="1", istiod_memory_limit="2Gi",
-                    gateway_replicas=2, gateway_autoscale_max=4, gateway_cpu_request="100m",
-                    gateway_memory_request="128Mi", gateway_cpu_limit="1", gateway_memory_limit="512Mi"),
-    "prod": dict(istiod_replicas=3, istiod_autoscale_max=6, istiod_cpu_request="500m", istiod_memory_request="1Gi",
-                 istiod_cpu_limit="2", istiod_memory_limit="4Gi",
-                 gateway_replicas=3, gateway_autoscale_max=6, gateway_cpu_request="250m",
-                 gateway_memory_request="256Mi", gateway_cpu_limit="2", gateway_memory_limit="1Gi"),
-}
-
 
 # ------------------------------------------------------------------------------ config -> args (pure)
 
@@ -58,7 +47,7 @@ def network_of(cluster_cfg: ClusterConfig) -> str:
 
 
 def outbound_policy(cfg: StackConfig) -> str:
-    return cfg.mesh.outbound_traffic_policy or ("REGISTRY_ONLY" if cfg.tier == "prod" else "ALLOW_ANY")
+    return cfg.mesh.outbound_traffic_policy or cfg.defaults.outbound_traffic_policy
 
 
 def east_west_enabled(cfg: StackConfig) -> bool:
@@ -97,7 +86,7 @@ def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
         charts_dir=cfg.charts_dir,
         network=network_of(cluster_cfg),
         mesh_id=cfg.mesh.mesh_id,
-        **TIER_SIZING[cfg.tier],
+        **cfg.defaults.mesh_sizing,
         proxy_cpu_request=SIDECAR["requests"]["cpu"], proxy_memory_request=SIDECAR["requests"]["memory"],
         proxy_cpu_limit=SIDECAR["limits"]["cpu"], proxy_memory_limit=SIDECAR["limits"]["memory"],
         access_logs=cfg.mesh.access_logs,
@@ -107,7 +96,7 @@ def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
         http_node_port=INGRESS_NODE_PORT_HTTP if local else None,
         https_node_port=INGRESS_NODE_PORT_HTTPS if local else None,
         load_balancer_annotations=mesh_values.load_balancer_annotations(cluster_cfg.cloud),
-        spread_zones=cfg.tier == "prod" and not local,
+        spread_zones=cfg.defaults.strict_zone_spread and not local,
         ingress_gateway=cfg.mesh.ingress.enabled,
         ingress_hosts=list(cfg.mesh.ingress.hosts),
         tls_secret_name=tls_secret_name(cfg),
@@ -181,24 +170,23 @@ def authorization_args(cfg: StackConfig, svc: ServiceConfig, gateway_principal: 
 
 
 def consul_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> ConsulCatalogSyncArgs:
-    return ConsulCatalogSyncArgs(datacenter=cluster_cfg.name, server_replicas=3 if cfg.tier == "prod" else 1,
+    return ConsulCatalogSyncArgs(datacenter=cluster_cfg.name, server_replicas=cfg.defaults.consul_server_replicas,
                                  app_namespaces=[ns.name for ns in cfg.namespaces])
 
 
 # ---------------------------------------------------------------------------------------------- deploy
 
 
-def root_ca(ctx) -> MeshRootCa:
+def root_ca(ctx: ClusterContext) -> MeshRootCa:
     """The stack's root CA: created by the first cluster's mesh, reused by the others."""
-    root = ctx.shared.get(ROOT_CA_KEY)
-    if root is None:
-        root = MeshRootCa("mesh-root-ca", MeshRootCaArgs(common_name=f"{ctx.cfg.mesh.mesh_id} root CA"),
-                          opts=pulumi.ResourceOptions(protect=ctx.cfg.protect))
-        ctx.shared[ROOT_CA_KEY] = root
-    return root
+    if ctx.shared.mesh_root_ca is None:
+        ctx.shared.mesh_root_ca = MeshRootCa(
+            "mesh-root-ca", MeshRootCaArgs(common_name=f"{ctx.cfg.mesh.mesh_id} root CA"),
+            opts=pulumi.ResourceOptions(protect=ctx.cfg.protect))
+    return ctx.shared.mesh_root_ca
 
 
-def deploy(ctx) -> None:
+def deploy(ctx: ClusterContext) -> None:
     cfg = ctx.cfg
     if not cfg.mesh.enabled:
         return
@@ -207,10 +195,10 @@ def deploy(ctx) -> None:
     args.root_cert_pem, args.root_key_pem = root.cert_pem, root.private_key_pem
     # After the baseline: the app namespaces get their allow-nothing policies here.
     mesh = IstioMesh(f"{ctx.name}-mesh", args, opts=ctx.k8s_opts(ctx.baseline))
-    ctx.parts["mesh"] = mesh
+    ctx.mesh = mesh
 
     if cfg.mesh.consul:
-        ctx.parts["consul"] = ConsulCatalogSync(f"{ctx.name}-consul", consul_args(cfg, ctx.cluster_cfg),
+        ctx.consul = ConsulCatalogSync(f"{ctx.name}-consul", consul_args(cfg, ctx.cluster_cfg),
                                                 opts=ctx.k8s_opts(ctx.baseline))
 
     if mesh.reader_token is not None:
@@ -220,18 +208,19 @@ def deploy(ctx) -> None:
                            "public_gateway": mesh.public_gateway, "tls_secret": mesh.tls_secret}
 
 
-def _exchange_remote_secrets(ctx, mesh: IstioMesh) -> None:
+def _exchange_remote_secrets(ctx: ClusterContext, mesh: IstioMesh) -> None:
     """Multi-primary: every istiod reads every other cluster's API server (pairs made as clusters come)."""
-    me = {"name": ctx.name, "ctx": ctx, "mesh": mesh, "server": ctx.cluster.endpoint,
-          "ca": ctx.cluster.kubeconfig.apply(ca_data_of), "token": mesh.reader_token}
-    for other in ctx.shared.setdefault(MEMBERS_KEY, []):
+    assert mesh.reader_token is not None
+    me = MeshMember(ctx=ctx, mesh=mesh, server=ctx.cluster.endpoint, ca=ctx.cluster.kubeconfig.apply(ca_data_of),
+                    token=mesh.reader_token)
+    for other in ctx.shared.mesh_members:
         for reader, remote in ((me, other), (other, me)):
             RemoteSecret(
-                f"{reader['name']}-remote-secret-{remote['name']}",
-                RemoteSecretArgs(remote_cluster=remote["name"], server=remote["server"], ca_data=remote["ca"],
-                                 token=remote["token"]),
-                opts=reader["ctx"].k8s_opts(reader["mesh"].namespace_resource))
-    ctx.shared[MEMBERS_KEY].append(me)
+                f"{reader.name}-remote-secret-{remote.name}",
+                RemoteSecretArgs(remote_cluster=remote.name, server=remote.server, ca_data=remote.ca,
+                                 token=remote.token),
+                opts=reader.ctx.k8s_opts(reader.mesh.namespace_resource))
+    ctx.shared.mesh_members.append(me)
 
 
 # ------------------------------------------------------------------------------------------- footprint
@@ -239,7 +228,7 @@ def _exchange_remote_secrets(ctx, mesh: IstioMesh) -> None:
 
 def footprint(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
     """istiod, gateways, the CNI node agent (and Consul) requests, from the very values dicts the charts get."""
-    from stacks.layers.monitoring import node_count
+    from stacks.compose.layers.monitoring import node_count
 
     if not cfg.mesh.enabled:
         return []

@@ -1,7 +1,7 @@
 """Stack config checks across entries, on the raw data (so they run even when other fields are invalid).
 
 Each returns ``(key path, message)`` pairs; :func:`cross_errors` runs them all. Split from
-``stacks/config.py`` (the model); the value rules themselves are ``cnplatform.validation``'s.
+``stacks/config/`` (the model); the value rules themselves are ``cnplatform.validation``'s.
 """
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from typing import Any
 
 from cnplatform import validation as v
 
-#: Replicas per tier when a service does not set them (prod must be >= 3: PDB + zone spread).
-TIER_REPLICAS = {"dev": 1, "staging": 2, "prod": 3}
-MIN_PROD_REPLICAS = 3
+from stacks.config.tiers import tier_defaults
+
 #: Kubernetes objects a service's name is the prefix of (Deployment/Service ``<name>``, canary,
 #: in-cluster MySQL StatefulSet/Service/labels, database Secrets).
 SERVICE_SUFFIXES = ("-canary",)
@@ -86,9 +85,10 @@ def _duplicates(raw: dict) -> list[tuple[str, str]]:
 def _cluster_errors(raw: dict) -> list[tuple[str, str]]:
     """Deployer roles on EKS, zones inside the region, no world-open control plane in prod without opt-in."""
     errors = []
-    prod = raw.get("tier") == "prod"
+    tier = tier_defaults(raw.get("tier"))
+    prod = tier is not None and tier.world_open_needs_opt_in
     for i, cluster in _dicts(items(raw, "clusters")):
-        aws, gcp, cloud, region = _sub(cluster, "aws"), _sub(cluster, "gcp"), cluster.get("cloud"), cluster.get("region")
+        aws, cloud, region = _sub(cluster, "aws"), cluster.get("cloud"), cluster.get("region")
         if cloud == "aws" and not (aws.get("deployer_role_arns") or aws.get("admin_role_arns")):
             errors.append((f"clusters[{i}].aws.deployer_role_arns", (
                 "an EKS cluster needs the IAM role that runs `pulumi up` (CI) as an access entry from the first "
@@ -125,15 +125,15 @@ def _call_errors(i: int, svc: dict, services: set, clusters: set) -> list[tuple[
     return errors
 
 
-def _prod_replicas(i: int, svc: dict) -> list[tuple[str, str]]:
+def _min_replicas(i: int, svc: dict, tier_name: str, minimum: int) -> list[tuple[str, str]]:
     errors = []
     reps = svc.get("replicas")
-    if isinstance(reps, int) and reps < MIN_PROD_REPLICAS:
-        errors.append((f"services[{i}].replicas", f"prod needs at least {MIN_PROD_REPLICAS} replicas (got {reps})"))
+    if isinstance(reps, int) and reps < minimum:
+        errors.append((f"services[{i}].replicas", f"{tier_name} needs at least {minimum} replicas (got {reps})"))
     low = _sub(svc, "autoscaling").get("min_replicas")
-    if isinstance(low, int) and low < MIN_PROD_REPLICAS:
+    if isinstance(low, int) and low < minimum:
         errors.append((f"services[{i}].autoscaling.min_replicas",
-                       f"prod needs at least {MIN_PROD_REPLICAS} replicas (got {low})"))
+                       f"{tier_name} needs at least {minimum} replicas (got {low})"))
     return errors
 
 
@@ -191,6 +191,7 @@ def cross_errors(raw: dict) -> list[tuple[str, str]]:
         ns = svc.get("namespace", "shop")
         if ns not in declared_ns:
             errors.append((f"services[{i}].namespace", f"namespace {ns!r} is not declared in 'namespaces'"))
-        if raw.get("tier") == "prod":
-            errors += _prod_replicas(i, svc)
+        tier = tier_defaults(raw.get("tier"))
+        if tier is not None and tier.min_service_replicas > 1:
+            errors += _min_replicas(i, svc, raw["tier"], tier.min_service_replicas)
     return errors

@@ -6,12 +6,16 @@ Secret (``istio-system/<mesh.ingress.tls_secret_name or "ingress-gateway-tls">``
 """
 from __future__ import annotations
 
-import pulumi
-
 from cnplatform.addons.cert_manager import ISSUER_ACME
-from cnplatform.addons.certificate import TlsCertificate, TlsCertificateArgs, dns_names_for
+from cnplatform.addons.certificate import (
+    TlsCertificate,
+    TlsCertificateArgs,
+    dns_names_for,
+)
+
+from stacks.compose.context import ClusterContext
+from stacks.compose.layers.addons import issuer_type
 from stacks.config import ClusterConfig, StackConfig
-from stacks.layers.addons import issuer_type
 
 GATEWAY_NAMESPACE = "istio-system"
 DEFAULT_TLS_SECRET = "ingress-gateway-tls"
@@ -19,8 +23,6 @@ DEFAULT_TLS_SECRET = "ingress-gateway-tls"
 #: ``*.localtest.me`` resolves to 127.0.0.1, where kind publishes the gateway's HTTPS port.
 LOCAL_INGRESS_HOST = "shop.localtest.me"
 #: ``depends_on`` the mesh's istio-system Namespace when the mesh component exposes it (else the whole mesh).
-_MESH_NAMESPACE_ATTRS = ("namespace_resource", "istio_system_namespace", "istio_system", "system_namespace")
-
 
 def wanted(cfg: StackConfig) -> bool:
     return cfg.addons.cert_manager.enabled and cfg.mesh.enabled and cfg.mesh.ingress.enabled
@@ -45,26 +47,16 @@ def config_errors(cfg: StackConfig) -> list[tuple[str, str]]:
         for c in cfg.clusters if issuer_type(cfg, c) == ISSUER_ACME and not gateway_dns_names(cfg, c)]
 
 
-def _mesh_dependencies(mesh) -> list[pulumi.Resource]:
-    if mesh is None:
-        return []
-    for attr in _MESH_NAMESPACE_ATTRS:
-        ns = getattr(mesh, attr, None)
-        if isinstance(ns, pulumi.Resource):
-            return [ns]
-    return [mesh] if isinstance(mesh, pulumi.Resource) else []
-
-
-def deploy(ctx) -> None:
+def deploy(ctx: ClusterContext) -> None:
     cfg = ctx.cfg
-    cert_manager = ctx.parts.get("cert_manager")
+    cert_manager = ctx.cert_manager
     if not wanted(cfg) or cert_manager is None:
         return
     names = gateway_dns_names(cfg, ctx.cluster_cfg)  # non-empty: config_errors ran with the config
-    ctx.parts["ingress_certificate"] = TlsCertificate(
+    ctx.ingress_certificate = TlsCertificate(
         f"{ctx.name}-ingress-gateway-tls",
         TlsCertificateArgs(namespace=GATEWAY_NAMESPACE, secret_name=tls_secret_name(cfg),
                            issuer_name=cert_manager.issuer_name, dns_names=names),
         # The chart (CRDs + a ready webhook) and the issuer first; istio-system comes from the mesh.
-        opts=ctx.k8s_opts(cert_manager.chart, *cert_manager.issuers, *_mesh_dependencies(ctx.parts.get("mesh"))),
+        opts=ctx.k8s_opts(cert_manager.chart, *cert_manager.issuers, *([ctx.mesh.namespace_resource] if ctx.mesh else [])),
     )

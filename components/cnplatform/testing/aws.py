@@ -1,6 +1,6 @@
 """Realistic AWS outputs and provider calls for the offline render and the tests.
 
-Loaded by :mod:`stacks.offline` on the first ``aws:`` resource or call (never on the dev path).
+Loaded by :mod:`cnplatform.testing.mocks` on the first ``aws:`` resource or call (never on the dev path).
 Ids are deterministic (derived from the resource name), ARNs carry account ``123456789012`` and the
 resource's region when it has one (``region`` input; else ``us-east-1``).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from stacks.offline import ACCOUNT_ID, mock_call, mock_output
+from cnplatform.testing.mocks import ACCOUNT_ID, mock_call, mock_output
 
 DEFAULT_REGION = "us-east-1"
 PARTITION = "aws"

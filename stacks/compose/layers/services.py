@@ -11,35 +11,47 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-
-from cnplatform.database import (CloudSqlPrivateAccess, CloudSqlPrivateAccessArgs, MySqlDatabase,
-                                 MySqlDatabaseArgs)
+from cnplatform.cluster.base import ClusterNetwork
+from cnplatform.database import (
+    CloudSqlPrivateAccess,
+    CloudSqlPrivateAccessArgs,
+    MySqlDatabase,
+    MySqlDatabaseArgs,
+)
 from cnplatform.database import spec as db_spec
 from cnplatform.mesh.egress import ExternalService, cloud_database_egress
+from cnplatform.mesh.istio import IstioMesh
 from cnplatform.microservice import Microservice, MicroserviceArgs, Peer, SecretKeyRef
-from cnplatform.registry import (ArtifactRepository, ArtifactRepositoryArgs, ServiceImage, ServiceImageArgs,
-                                 image_digest)
-from stacks.footprint import Workload
+from cnplatform.registry import (
+    ArtifactRepository,
+    ArtifactRepositoryArgs,
+    ServiceImage,
+    ServiceImageArgs,
+    image_digest,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
+from stacks.compose.context import ClusterContext
+from stacks.compose.workloads import Workload
+from stacks.config import ROOT, ServiceConfig
+
 #: Requests/limits of an in-cluster (dev) MySQL pod; the footprint counts the same values.
 LOCAL_MYSQL_RESOURCES = {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-#: Cloud database sizes per tier (no config knob yet: staging/dev small, prod general purpose).
-RDS_INSTANCE_CLASS = {"dev": "db.t4g.micro", "staging": "db.t4g.small", "prod": "db.m6g.large"}
-CLOUDSQL_TIER = {"dev": "db-custom-1-3840", "staging": "db-custom-1-3840", "prod": "db-custom-2-7680"}
-BACKUP_RETENTION_DAYS = {"dev": 1, "staging": 7, "prod": 14}
 KEEP_IMAGES = 20
 
 
-def _cluster_attr(ctx, attr: str, purpose: str, required: bool = True) -> Any:
-    """An attribute the cloud cluster component exposes (VPC, subnets, network...), with a clear error."""
-    value = getattr(ctx.cluster, attr, None)
-    if value is None and required:
-        module = {"aws": "components/cnplatform/cluster/eks.py", "gcp": "components/cnplatform/cluster/gke.py"}.get(
-            ctx.cluster_cfg.cloud, "the cluster component")
+def _network(ctx: ClusterContext, purpose: str) -> ClusterNetwork:
+    """The cloud network of the cluster (``Cluster.network``), with a clear error when it has none."""
+    network = ctx.cluster.network
+    if network is None or network.cloud != ctx.cluster_cfg.cloud:
         raise AttributeError(
-            f"cluster {ctx.name!r} ({ctx.cluster_cfg.cloud}) does not expose {attr!r}, needed for {purpose}: "
-            f"{module} must set `self.{attr}`")
+            f"cluster {ctx.name!r} ({ctx.cluster_cfg.cloud}) declares no {ctx.cluster_cfg.cloud} network, needed "
+            f"for {purpose}: its component ({type(ctx.cluster).__name__}) must set `self.network`")
+    return network
+
+
+def _required(value: Any, ctx: ClusterContext, what: str, purpose: str) -> Any:
+    if value is None:
+        raise AttributeError(f"cluster {ctx.name!r}: its network has no {what}, needed for {purpose}")
     return value
 
 
@@ -57,36 +69,31 @@ def autoscaling_bounds(cfg, svc) -> tuple[int, int]:
     return low, max(low, high)
 
 
-#: Attributes under which a cloud cluster exposes its explicit cloud provider (region/project/tags).
-CLOUD_PROVIDER_ATTRS = ("aws_provider", "gcp_provider", "cloud_provider")
-
-
-def _cloud_opts(ctx, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-    """k8s options plus the cluster's explicit cloud provider when it exposes one."""
+def _cloud_opts(ctx: ClusterContext, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+    """k8s options plus the cluster's explicit cloud provider when it has one."""
     opts = ctx.k8s_opts(*depends_on)
-    cloud_provider = next((p for p in (getattr(ctx.cluster, a, None) for a in CLOUD_PROVIDER_ATTRS) if p), None)
-    if cloud_provider is not None:
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[cloud_provider]))
+    if ctx.cluster.cloud_provider is not None:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[ctx.cluster.cloud_provider]))
     return opts
 
 
-def _registry_repository(ctx) -> str:
+def _registry_repository(ctx: ClusterContext) -> str:
     """The GKE cluster's repository id (its ``registry_url`` ends with it; its nodes may pull from it)."""
-    return getattr(ctx.cluster, "registry_repository", None) or "platform"
+    return ctx.cluster.registry_repository or "platform"
 
 
-def _artifact_repository(ctx) -> ArtifactRepository:
+def _artifact_repository(ctx: ClusterContext) -> ArtifactRepository:
     """GCP: the cluster's Docker repository (``cluster.registry_repository``), created once per cluster."""
-    if "artifact_repository" not in ctx.parts:
+    if ctx.artifact_repository is None:
         cc = ctx.cluster_cfg
-        ctx.parts["artifact_repository"] = ArtifactRepository(f"{ctx.name}-registry", ArtifactRepositoryArgs(
+        ctx.artifact_repository = ArtifactRepository(f"{ctx.name}-registry", ArtifactRepositoryArgs(
             project=cc.gcp.project, region=cc.region,
             repository=_registry_repository(ctx), keep_images=KEEP_IMAGES,
         ), opts=_cloud_opts(ctx))
-    return ctx.parts["artifact_repository"]
+    return ctx.artifact_repository
 
 
-def _image(ctx, svc) -> tuple[Any, list[pulumi.Resource]]:
+def _image(ctx: ClusterContext, svc: ServiceConfig) -> tuple[Any, list[pulumi.Resource]]:
     """(image reference the Deployment runs, resources to wait for): the configured image, or a build."""
     if svc.image_for(ctx.name):
         return svc.image_for(ctx.name), []
@@ -108,25 +115,20 @@ def _image(ctx, svc) -> tuple[Any, list[pulumi.Resource]]:
     return image.image_ref, image.ready
 
 
-def _private_access(ctx) -> tuple[Optional[pulumi.Resource], Any]:
-    """GCP: the cluster's private services access (Cloud SQL), or one created here once per cluster."""
-    if "cloudsql_private_access" in ctx.parts:
-        return ctx.parts["cloudsql_private_access"]
-    connection = getattr(ctx.cluster, "private_service_connection", None)
-    cidr = getattr(ctx.cluster, "private_services_cidr", None)
-    if connection is None or cidr is None:
+def _private_access(ctx: ClusterContext) -> tuple[Optional[pulumi.Resource], Any]:
+    """GCP: the private services access of the cluster's network (Cloud SQL), created once per cluster."""
+    if ctx.cloudsql_private_access is None:
+        purpose = "Cloud SQL private IP (private services access)"
+        network_id = _required(_network(ctx, purpose).network_id, ctx, "network_id", purpose)
         access = CloudSqlPrivateAccess(f"{ctx.name}-cloudsql-psa", CloudSqlPrivateAccessArgs(
-            network_id=_cluster_attr(ctx, "network_id", "Cloud SQL private IP (private services access)"),
-            project=ctx.cluster_cfg.gcp.project), opts=_cloud_opts(ctx))
-        connection, cidr = access.connection, access.cidr
-    ctx.parts["cloudsql_private_access"] = (connection, cidr)
-    return connection, cidr
+            network_id=network_id, project=ctx.cluster_cfg.gcp.project), opts=_cloud_opts(ctx))
+        ctx.cloudsql_private_access = (access.connection, access.cidr)
+    return ctx.cloudsql_private_access
 
 
-def _database(ctx, svc) -> tuple[MySqlDatabase, list]:
+def _database(ctx: ClusterContext, svc: ServiceConfig) -> tuple[MySqlDatabase, list]:
     """The service's database and the CIDRs its pods must reach it at (empty in cluster)."""
     cfg, cc = ctx.cfg, ctx.cluster_cfg
-    prod = cfg.tier == "prod"
     args = MySqlDatabaseArgs(
         service=svc.name, namespace=svc.namespace, cloud=cc.cloud, database=svc.database.name,
         storage=svc.database.storage, mysql_version=svc.database.mysql_version, cluster=ctx.name,
@@ -134,24 +136,26 @@ def _database(ctx, svc) -> tuple[MySqlDatabase, list]:
         memory_request=LOCAL_MYSQL_RESOURCES["requests"]["memory"],
         cpu_limit=LOCAL_MYSQL_RESOURCES["limits"]["cpu"], memory_limit=LOCAL_MYSQL_RESOURCES["limits"]["memory"],
         region=cc.region if cc.cloud != "local" else None,
-        high_availability=prod, deletion_protection=prod, protect=cfg.protect,
-        backup_retention_days=BACKUP_RETENTION_DAYS[cfg.tier],
+        high_availability=cfg.defaults.strict_zone_spread, deletion_protection=cfg.protect, protect=cfg.protect,
+        backup_retention_days=cfg.defaults.backup_retention_days,
     )
     depends: list[pulumi.Resource] = [ctx.baseline.namespaces[svc.namespace]]
     cidrs: list = []
     if cc.cloud == "aws":
         purpose = f"the RDS database of {svc.name!r}"
-        args.vpc_id = _cluster_attr(ctx, "vpc_id", purpose)
-        args.subnet_ids = _cluster_attr(ctx, "private_subnet_ids", purpose)
-        vpc_cidr = _cluster_attr(ctx, "vpc_cidr", purpose, required=False) or cc.aws.vpc_cidr
+        network = _network(ctx, purpose)
+        args.vpc_id = _required(network.vpc_id, ctx, "vpc_id", purpose)
+        args.subnet_ids = _required(network.private_subnet_ids, ctx, "private_subnet_ids", purpose)
+        vpc_cidr = network.vpc_cidr or cc.aws.vpc_cidr
         args.allowed_cidrs = [vpc_cidr]
-        args.instance_class = RDS_INSTANCE_CLASS[cfg.tier]
+        args.instance_class = cfg.defaults.rds_instance_class
         cidrs = [vpc_cidr]
     elif cc.cloud == "gcp":
         args.project = cc.gcp.project
-        args.network_id = (_cluster_attr(ctx, "network_self_link", "", required=False)
-                           or _cluster_attr(ctx, "network_id", f"the Cloud SQL database of {svc.name!r}"))
-        args.tier = CLOUDSQL_TIER[cfg.tier]
+        purpose = f"the Cloud SQL database of {svc.name!r}"
+        network = _network(ctx, purpose)
+        args.network_id = network.network_self_link or _required(network.network_id, ctx, "network_id", purpose)
+        args.tier = cfg.defaults.cloudsql_tier
         connection, cidr = _private_access(ctx)
         depends.append(connection)
         cidrs = [cidr]
@@ -159,13 +163,14 @@ def _database(ctx, svc) -> tuple[MySqlDatabase, list]:
     return db, cidrs
 
 
-def _database_egress(ctx, svc, database: MySqlDatabase, mesh) -> Optional[ExternalService]:
+def _database_egress(ctx: ClusterContext, svc: ServiceConfig, database: MySqlDatabase,
+                     mesh: Optional[IstioMesh]) -> Optional[ExternalService]:
     """A cloud database is outside the mesh registry: with the mesh on, its ServiceEntry (in the service's
     namespace, visible there only) lets the sidecars reach it, which prod's REGISTRY_ONLY requires."""
     cloud = ctx.cluster_cfg.cloud
     if not ctx.cfg.mesh.enabled or cloud not in ("aws", "gcp") or mesh is None:
         return None
-    crds = list(getattr(mesh, "crd_dependencies", None) or [mesh])  # Istio CRDs + validation webhook
+    crds = list(mesh.crd_dependencies)  # Istio CRDs + validation webhook
     return ExternalService(
         f"{ctx.name}-{svc.name}-db-egress",
         cloud_database_egress(svc.name, svc.namespace, cloud, database.host, db_spec.MYSQL_PORT),
@@ -210,7 +215,7 @@ def service_args(cfg, svc, *, image: Any, mesh_enabled: bool,
         canary_weight=svc.canary.weight if svc.canary else 0,
         mesh_enabled=mesh_enabled, east_west_gateway=mesh_enabled and multi_network(cfg),
         monitoring_namespace=monitoring_namespace,
-        strict_zone_spread=cfg.tier == "prod",
+        strict_zone_spread=cfg.defaults.strict_zone_spread,
     )
     if gateway_labels:
         args.ingress_gateway_labels = dict(gateway_labels)
@@ -224,15 +229,14 @@ def service_args(cfg, svc, *, image: Any, mesh_enabled: bool,
     return args
 
 
-def deploy(ctx) -> None:
+def deploy(ctx: ClusterContext) -> None:
     cfg = ctx.cfg
     services = cfg.services_on(ctx.name)
-    ctx.parts["services"] = {}
     if not services:
         return
-    mesh = ctx.parts.get("mesh")
-    gateway_labels = getattr(mesh, "ingress_gateway_labels", None) if mesh is not None else None
-    mesh_ready = list(getattr(mesh, "ready", None) or [mesh]) if mesh is not None else []
+    mesh = ctx.mesh
+    gateway_labels = mesh.ingress_gateway_labels if mesh is not None else None
+    mesh_ready = list(mesh.ready) if mesh is not None else []
     created: dict[str, Microservice] = {}
     for svc in services:
         namespace = ctx.baseline.namespaces[svc.namespace]
@@ -244,19 +248,19 @@ def deploy(ctx) -> None:
         args = service_args(
             cfg, svc, image=image, mesh_enabled=cfg.mesh.enabled,
             monitoring_namespace="monitoring" if cfg.monitoring.enabled else None,
-            gateway_labels=gateway_labels if isinstance(gateway_labels, dict) else None,
+            gateway_labels=gateway_labels,
             database=database, database_cidrs=cidrs)
         depends = [namespace, *image_ready, *(database.ready if database else []), *([egress] if egress else [])]
         if cfg.mesh.enabled and mesh is not None:
             # Pods created before the sidecar injector is up would run without a sidecar.
             depends.extend(mesh_ready)
         created[svc.name] = Microservice(f"{ctx.name}-{svc.name}", args, opts=ctx.k8s_opts(*depends))
-    ctx.parts["services"] = created
+    ctx.services = created
     ctx.outputs["services"] = {name: {"url": m.url, "image": m.args.image} for name, m in created.items()}
 
 
 def footprint(cfg, cluster_cfg) -> list[Workload]:
-    """In-cluster databases (services and their sidecars are counted by stacks.footprint)."""
+    """In-cluster databases (services and their sidecars are counted by stacks.checks.footprint)."""
     if cluster_cfg.cloud != "local":
         return []
     return [Workload.of("databases", db_spec.workload_name(s.name), 1, LOCAL_MYSQL_RESOURCES)

@@ -12,12 +12,18 @@ from __future__ import annotations
 import fnmatch
 
 import pulumi
-
-from cnplatform.monitoring import MonitoredService, MonitoringStack, MonitoringStackArgs, ReceiverSpec
+from cnplatform.monitoring import (
+    MonitoredService,
+    MonitoringStack,
+    MonitoringStackArgs,
+    ReceiverSpec,
+)
 from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS, latency_bucket
 from cnplatform.monitoring.stack import GATEWAY
 from cnplatform.monitoring.values import workloads
-from stacks.footprint import Workload
+
+from stacks.compose.context import ClusterContext
+from stacks.compose.workloads import Workload
 
 
 def receiver_specs(cfg) -> list[ReceiverSpec]:
@@ -65,7 +71,8 @@ def config_warnings(cfg, cluster_cfg) -> list[str]:
     if exposes_grafana(cfg) and mon.grafana_host and not host_served(mon.grafana_host, cfg.mesh.ingress.hosts):
         out.append(f"monitoring.grafana_host {mon.grafana_host!r} is not among mesh.ingress.hosts "
                    f"{cfg.mesh.ingress.hosts}: the gateway will not route it")
-    if cfg.tier == "prod" and mon.enabled and not any(r.severity == "deadman" for r in mon.receivers):
+    if cfg.defaults.expects_deadman_receiver and mon.enabled and not any(
+            r.severity == "deadman" for r in mon.receivers):
         out.append("monitoring.receivers has no dead man's switch (severity: deadman): a dead Prometheus/"
                    "Alertmanager pipeline would page nobody")
     for s in cfg.services_on(cluster_cfg.name):
@@ -77,7 +84,7 @@ def config_warnings(cfg, cluster_cfg) -> list[str]:
     return out
 
 
-def deploy(ctx) -> None:
+def deploy(ctx: ClusterContext) -> None:
     cfg = ctx.cfg
     if not cfg.monitoring.enabled:
         return
@@ -86,13 +93,13 @@ def deploy(ctx) -> None:
     for message in config_warnings(cfg, ctx.cluster_cfg):
         pulumi.log.warn(f"[{ctx.name}] {message}")
     depends = [ctx.baseline]
-    mesh = ctx.parts.get("mesh")
-    if isinstance(mesh, pulumi.Resource):
+    mesh = ctx.mesh
+    if mesh is not None:
         # Istio CRDs for Grafana's VirtualService; istiod to inject the sidecars.
-        depends.extend(getattr(mesh, "crd_dependencies", None) or [mesh])
+        depends.extend(mesh.crd_dependencies)
     monitoring = MonitoringStack(f"{ctx.name}-monitoring", monitoring_args(cfg, ctx.cluster_cfg, secrets),
                                  opts=ctx.k8s_opts(*depends))
-    ctx.parts["monitoring"] = monitoring
+    ctx.monitoring = monitoring
     ctx.outputs["monitoring"] = {"namespace": monitoring.namespace, "grafana": monitoring.grafana_access}
 
 

@@ -1,61 +1,30 @@
 """The composition: per cluster, the layers of the platform in dependency order.
 
-``__main__.py`` and the offline render both call :func:`build_platform`. Each layer is a module
-of ``stacks.layers`` with ``deploy(ctx)``; layers share what later layers need through ``ctx``.
+``stacks.program`` (``pulumi up``) and the offline render both call :func:`build_platform`. The layers
+are ``stacks.compose.layers.LAYERS``; each deploys onto one cluster and records what later layers use
+on the typed :class:`~stacks.compose.context.ClusterContext`.
 """
 from __future__ import annotations
 
 import asyncio
-import importlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-
 from cnplatform.cluster.base import Cluster, api_allow_list
-from cnplatform.cluster.baseline import ClusterBaseline, ClusterBaselineArgs, NamespaceSpec
-from stacks.clusters import api_client_clusters, create_cluster
+from cnplatform.cluster.baseline import (
+    ClusterBaseline,
+    ClusterBaselineArgs,
+    NamespaceSpec,
+)
+
+from stacks.compose.clusters import api_client_clusters, create_cluster
+from stacks.compose.context import ClusterContext, StackShared
+from stacks.compose.layers import LAYERS
 from stacks.config import ClusterConfig, StackConfig
-
-#: Layers after cluster + baseline, in order. Each is ``stacks.layers.<name>.deploy(ctx)``.
-LAYERS: list[str] = ["addons", "mesh", "ingress_certificate", "monitoring", "services", "cicd"]
-
-
-def layer_modules():
-    """The layer modules in order (imported on first use)."""
-    return [importlib.import_module(f"stacks.layers.{layer}") for layer in LAYERS]
-
-
-@dataclass
-class ClusterContext:
-    """What one cluster's layers share."""
-
-    cfg: StackConfig
-    cluster_cfg: ClusterConfig
-    cluster: Cluster
-    baseline: ClusterBaseline
-    #: Components created by earlier layers, by role (e.g. "mesh", "monitoring", "services").
-    parts: dict[str, Any] = field(default_factory=dict)
-    #: Stack-wide objects shared by every cluster (e.g. the mesh root CA), one dict per stack.
-    shared: dict[str, Any] = field(default_factory=dict)
-    #: Extra stack outputs of this cluster.
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.cluster_cfg.name
-
-    def k8s_opts(self, *depends_on: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
-        """Options for anything deployed onto this cluster: its provider, after the cluster is ready."""
-        return pulumi.ResourceOptions(
-            provider=self.cluster.provider,
-            depends_on=[*self.cluster.ready, *depends_on],
-            **kwargs,
-        )
 
 
 def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, cluster: Cluster,
-                  shared: dict[str, Any]) -> ClusterContext:
+                  shared: StackShared) -> ClusterContext:
     baseline = ClusterBaseline(
         f"{cluster_cfg.name}-baseline",
         ClusterBaselineArgs(
@@ -65,8 +34,8 @@ def build_cluster(cfg: StackConfig, cluster_cfg: ClusterConfig, cluster: Cluster
         opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=cluster.ready),
     )
     ctx = ClusterContext(cfg=cfg, cluster_cfg=cluster_cfg, cluster=cluster, baseline=baseline, shared=shared)
-    for module in layer_modules():
-        module.deploy(ctx)
+    for layer in LAYERS:
+        layer.deploy(ctx)
     return ctx
 
 
@@ -82,7 +51,7 @@ def build_platform(cfg: StackConfig) -> dict[str, Any]:
     """Create every cluster of the stack, then on each its platform; return the stack outputs.
 
     All clusters come first, so a layer of one cluster can use what every cluster provides (CI pushes
-    each image to the registry of every cluster: ``shared["registries"]``)."""
+    each image to the registry of every cluster: ``StackShared.registries``)."""
     # A cluster's API allow-list admits the egress of the peer clusters that read it; those are created
     # after it, so it takes a deferred value, given once every cluster exists (no cycle between the
     # resources: the NAT addresses do not depend on any cluster).
@@ -96,8 +65,8 @@ def build_platform(cfg: StackConfig) -> dict[str, Any]:
     for name, (_, future) in clients.items():
         peers = [created[p].egress_cidrs for p in api_client_clusters(cfg, name)]
         future.set_result(api_allow_list(*peers))
-    shared: dict[str, Any] = {"registries": pulumi.Output.all(**{n: c.registry_url for n, c in created.items()})
-                              .apply(lambda urls: {n: u for n, u in urls.items() if u})}
+    shared = StackShared(registries=pulumi.Output.all(**{n: c.registry_url for n, c in created.items()})
+                         .apply(lambda urls: {n: u for n, u in urls.items() if u}))
     clusters, kubeconfigs = {}, {}
     for cluster_cfg in cfg.clusters:
         ctx = build_cluster(cfg, cluster_cfg, created[cluster_cfg.name], shared)

@@ -1,6 +1,6 @@
 """Realistic GCP outputs and provider calls for the offline render and the tests.
 
-Loaded by :mod:`stacks.offline` on the first ``gcp:`` resource or call (never on the dev path).
+Loaded by :mod:`cnplatform.testing.mocks` on the first ``gcp:`` resource or call (never on the dev path).
 Ids follow the real formats (``projects/<p>/locations/<l>/...``), self links the compute API's.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from stacks.offline import mock_call, mock_output
+from cnplatform.testing.mocks import mock_call, mock_output
 
 COMPUTE = "https://www.googleapis.com/compute/v1"
 
