@@ -8,7 +8,7 @@ OUT ?= build/render/$(STACK)
 STATE_DIR := $(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: up test test-consumer render render-all venv tools check-tools clean down
+.PHONY: up test lint test-consumer render render-all venv tools check-tools clean down
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ tools: $(TOOLS)/.installed
 test: venv tools
 	$(VENV)/bin/python -m pytest
 	$(MAKE) test-consumer
+
+## make lint: ruff (rule set in pyproject.toml) on the whole repository, mypy on the library.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 CONSUMER_VENV := build/consumer-venv
 ## make test-consumer: the library as another team gets it. A fresh venv, `pip install .` (a real

@@ -96,7 +96,7 @@ ISTIO_VOLUMES = [
 PROXY_MOUNTS = [{"name": v["name"], "mountPath": p} for v, p in zip(ISTIO_VOLUMES, [
     "/var/run/secrets/workload-spiffe-uds", "/var/run/secrets/credential-uds",
     "/var/run/secrets/workload-spiffe-credentials", "/etc/istio/proxy", "/var/lib/istio/data",
-    "/etc/istio/pod", "/var/run/secrets/tokens", "/var/run/secrets/istio"])]
+    "/etc/istio/pod", "/var/run/secrets/tokens", "/var/run/secrets/istio"], strict=True)]
 
 
 @dataclass

@@ -28,7 +28,6 @@ import copy
 import http.client
 import ipaddress
 import json
-import os
 import re
 import ssl
 import subprocess
@@ -892,7 +891,7 @@ def _diff(a: Any, b: Any, path: str = "") -> str:
                 return _diff(a.get(key), b.get(key), f"{path}.{key}")
         return path or "."
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             if x != y:
                 return _diff(x, y, f"{path}[{i}]")
     return f"{path}: {json.dumps(a)[:150]} -> {json.dumps(b)[:150]}"

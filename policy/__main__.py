@@ -5,8 +5,7 @@
 
 The policies and the pure checks they wrap live in ``cnplatform_policy.py`` (tests call them).
 """
-from pulumi_policy import EnforcementLevel, PolicyPack
-
 from cnplatform_policy import PACK_NAME, POLICIES
+from pulumi_policy import EnforcementLevel, PolicyPack
 
 PolicyPack(name=PACK_NAME, policies=POLICIES, enforcement_level=EnforcementLevel.MANDATORY)

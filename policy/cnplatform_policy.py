@@ -241,7 +241,7 @@ def is_secret_like(env_name: str) -> bool:
         return False
     if any(t in SECRET_TOKENS for t in tokens) or tokens[-1] == "KEY" or tokens == ["KEY"]:
         return True
-    return any(pair in SECRET_PAIRS for pair in zip(tokens, tokens[1:]))
+    return any(pair in SECRET_PAIRS for pair in zip(tokens, tokens[1:], strict=False))
 
 
 def check_secret_env(resource_type: str, props: Mapping) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 from cnplatform.testing import Capture, run_program
-
 from stacks.config import PROJECT, StackConfig
 from stacks.program import program
 

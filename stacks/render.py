@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+
 from cnplatform.testing import Capture, Registration, unwrap
 from cnplatform.validation import ArgsError
-
 from stacks.checks import check_config
 from stacks.checks.footprint import report
 from stacks.config import PROJECT, ROOT, ConfigError, secret_config_keys, stack_file

@@ -7,7 +7,6 @@ Stacks whose cloud cluster code has not landed yet are skipped; local-cluster va
 config cover the staging and prod tiers, and the ACME issuer, meanwhile.
 """
 import copy
-import importlib.util
 import json
 from functools import lru_cache
 
@@ -18,12 +17,12 @@ import yaml
 from cnplatform.addons import cert_manager as cm
 from cnplatform.addons import metrics_server as ms
 from cnplatform.addons.certificate import TlsCertificateArgs, certificate_manifest, dns_names_for
+from cnplatform.testing import unwrap
 from stacks.checks import check_config
-from stacks.config import ConfigError
-from stacks.compose.workloads import Workload
 from stacks.compose.layers import addons as layer
 from stacks.compose.layers import ingress_certificate as ingress
-from cnplatform.testing import unwrap
+from stacks.compose.workloads import Workload
+from stacks.config import ConfigError
 from stacks.render import HELM_CHART_TYPES, is_k8s_object, manifest_of
 from tests.helpers import REFERENCE, STACKS, capture_raw, capture_stack, config_of, manifests, with_changes
 from tests.reference_checks import chart_version, unknown_values_keys, validate_custom_resource

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from cnplatform.cicd import jenkins as j
+from cnplatform.testing import Secret, unwrap
 from stacks.checks import check_config
-from stacks.config import ConfigError
 from stacks.checks.footprint import capacity_errors
 from stacks.compose.layers import cicd as layer
-from cnplatform.testing import Secret, unwrap
+from stacks.config import ConfigError
 from tests.helpers import ROOT, capture_raw, capture_stack, config_of, objects, stack_raw, with_changes
 from tests.reference_checks import chart_version, unknown_values_keys
 
@@ -316,7 +316,7 @@ def test_disabled_cicd_creates_nothing():
 
 def test_cicd_config_validation():
     for change in ({"deploy_stacks": ["dev; rm -rf /"]}, {"approval_stacks": ["$(x)"]}, {"cluster": "Bad_Name"}):
-        raw = with_changes("dev", lambda r: r["cicd"].update(change))
+        raw = with_changes("dev", lambda r, change=change: r["cicd"].update(change))
         with pytest.raises(ConfigError, match="cicd"):
             check_config(raw)
     raw = with_changes("dev", lambda r: r["cicd"].update({"cluster": "elsewhere"}))

@@ -14,11 +14,10 @@ import yaml
 from cnplatform.cluster import eks, gke
 from cnplatform.cluster.base import NodePoolSpec, pools_capacity
 from cnplatform.cluster.capacity import NodeCapacity
-from stacks.compose.clusters import create_cluster
-from stacks.checks import check_config
 from cnplatform.testing import Capture, Secret, unwrap
-from tests.helpers import run_program
-from tests.helpers import capture_stack, config_of
+from stacks.checks import check_config
+from stacks.compose.clusters import create_cluster
+from tests.helpers import capture_stack, config_of, run_program
 
 K8S_TYPES_NOT_OBJECTS = ("pulumi:providers:kubernetes",)
 IDENTITY_KEYS = {"none": set(), "irsa": {"oidc_provider_arn", "oidc_issuer_url"}, "workload-identity": {"pool", "project"}}
@@ -391,7 +390,7 @@ def test_gke_autoscaling_profile_and_optional_node_auto_provisioning(gke_run):
     cap, _, _ = run_cluster(raw)
     auto = inputs(one(cap, "gcp:container/cluster:Cluster"))["clusterAutoscaling"]
     assert auto["enabled"] is True and auto["autoscalingProfile"] == "BALANCED"
-    assert {l["resourceType"]: l["maximum"] for l in auto["resourceLimits"]} == {"cpu": 32, "memory": 128}
+    assert {lim["resourceType"]: lim["maximum"] for lim in auto["resourceLimits"]} == {"cpu": 32, "memory": 128}
     assert auto["autoProvisioningDefaults"]["serviceAccount"] == cluster_obj_email(cap)
 
 

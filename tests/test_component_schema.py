@@ -9,11 +9,11 @@ import os
 import subprocess
 import sys
 import sysconfig
-import tomllib
 
 import grpc
 import pulumi
 import pytest
+import tomllib
 import yaml
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
@@ -21,8 +21,7 @@ from cnplatform import __version__
 from cnplatform.microservice import Microservice, MicroserviceArgs, Peer, SecretKeyRef
 from cnplatform.provider import component_provider, from_inputs, output_annotations, package_schema
 from cnplatform.testing import unwrap
-from tests.helpers import run_program
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_program
 
 TOKEN = "cnplatform:index:Microservice"
 HANDLES = {"args", "deployment", "canaryDeployment", "k8sService"}
@@ -152,7 +151,7 @@ def test_plugin_manifest_and_dependencies():
     assert (ROOT / "components" / "__main__.py").exists()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lines = [line.strip() for line in (ROOT / "components" / "requirements.txt").read_text().splitlines()]
-    assert sorted(l for l in lines if l and not l.startswith("#")) == sorted(project["dependencies"])
+    assert sorted(line for line in lines if line and not line.startswith("#")) == sorted(project["dependencies"])
 
 
 def test_plugin_process_serves_the_schema(schema, tmp_path):

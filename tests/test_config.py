@@ -5,9 +5,9 @@ import sys
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from stacks.checks import check_config
-
 from stacks.config import ConfigError, StackConfig
 from tests.helpers import ROOT, STACKS, stack_raw
 
@@ -180,7 +180,7 @@ def test_requests_over_capacity_rejected():
 def test_model_is_typed():
     cfg = check_config(GOOD)
     assert isinstance(cfg, StackConfig)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         cfg.tier = "qa"
 
 

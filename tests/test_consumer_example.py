@@ -10,10 +10,9 @@ import sys
 
 import pytest
 
-from policy import cnplatform_policy as P
 from cnplatform.testing import Secret, unwrap
-from tests.helpers import run_program
-from tests.helpers import ROOT, capture_stack
+from policy import cnplatform_policy as P
+from tests.helpers import ROOT, capture_stack, run_program
 
 APP = ROOT / "examples" / "team-app"
 IMAGE = "ghcr.io/example/reviews:1.4.0@sha256:" + "4f" * 32

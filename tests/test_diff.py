@@ -10,7 +10,7 @@ import pytest
 
 from stacks import diff
 from stacks.render import render
-from tests.helpers import capture_raw, capture_stack, stack_raw, with_changes
+from tests.helpers import capture_raw, capture_stack, with_changes
 
 
 def _render(capture, path):

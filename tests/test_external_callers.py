@@ -3,7 +3,6 @@ by both the NetworkPolicy (L3/4) and the AuthorizationPolicy (L7), and by nothin
 import pytest
 
 from stacks.checks import check_config
-
 from stacks.config import ConfigError
 from tests.helpers import capture_raw, objects, with_changes
 

@@ -219,7 +219,7 @@ def test_trust_policies_are_scoped(rendered):
     docs = iam_documents(rendered, "prod")
     trust = {name: doc for name, doc in docs.items() if is_trust_policy(doc)}
     assert len(trust) == 5
-    for name, doc in trust.items():
+    for doc in trust.values():
         (st,) = doc["Statement"]
         assert st["Effect"] == "Allow"
         if st["Action"] == "sts:AssumeRole":

@@ -10,7 +10,7 @@ from cnplatform.cluster import iam
 from cnplatform.cluster import karpenter as kp
 from cnplatform.testing import unwrap
 from stacks.render import manifest_of
-from tests.helpers import config_of, capture_stack
+from tests.helpers import capture_stack, config_of
 from tests.reference_checks import chart_version, unknown_values_keys, validate_custom_resource
 from tests.test_cloud_clusters import EKS, run_cluster, stack_raw
 

@@ -1,5 +1,4 @@
 """The local (kind) cluster, the common cluster interface and the cluster baseline."""
-import json
 
 import pytest
 import yaml

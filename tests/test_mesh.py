@@ -12,18 +12,44 @@ from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_H
 from cnplatform.mesh import values as mv
 from cnplatform.mesh.authorization import ServiceAuthorizationArgs, authorization_policy
 from cnplatform.mesh.ca import CACERTS_KEYS
-from cnplatform.mesh.istio import (ACME_CHALLENGE_PREFIX, HTTPS_REDIRECT_NAME, PUBLIC_HTTP_GATEWAY_NAME, IstioMesh,
-                                   IstioMeshArgs, https_redirect_virtual_service, public_gateway, public_http_gateway)
-from cnplatform.mesh.traffic import (RETRY_ON, ServiceTrafficPolicyArgs, destination_rule, exposed_service_paths,
-                                     ingress_rewrite, ingress_virtual_service, resilience, virtual_service)
+from cnplatform.mesh.istio import (
+    ACME_CHALLENGE_PREFIX,
+    HTTPS_REDIRECT_NAME,
+    PUBLIC_HTTP_GATEWAY_NAME,
+    IstioMesh,
+    IstioMeshArgs,
+    https_redirect_virtual_service,
+    public_gateway,
+    public_http_gateway,
+)
+from cnplatform.mesh.traffic import (
+    RETRY_ON,
+    ServiceTrafficPolicyArgs,
+    destination_rule,
+    exposed_service_paths,
+    ingress_rewrite,
+    ingress_virtual_service,
+    resilience,
+    virtual_service,
+)
 from cnplatform.naming import app_labels, selector_labels
-from cnplatform.topology import callers_of
-from stacks.compose.workloads import SIDECAR
-from stacks.compose.layers import mesh as layer
 from cnplatform.testing import unwrap
-from tests.helpers import run_program
+from cnplatform.topology import callers_of
+from stacks.compose.layers import mesh as layer
+from stacks.compose.workloads import SIDECAR
 from stacks.render import is_k8s_object, manifest_of
-from tests.helpers import REFERENCE, ROOT, STACKS, capture_raw, capture_stack, config_of, objects, stack_raw, with_changes
+from tests.helpers import (
+    REFERENCE,
+    ROOT,
+    STACKS,
+    capture_raw,
+    capture_stack,
+    config_of,
+    objects,
+    run_program,
+    stack_raw,
+    with_changes,
+)
 from tests.reference_checks import chart_version, unknown_values_keys, validate_custom_resource
 
 CHART = "kubernetes:helm.sh/v4:Chart"

@@ -3,14 +3,12 @@ import copy
 
 import pytest
 
-from cnplatform.microservice import MicroserviceArgs, Peer, SecretKeyRef
-from cnplatform.microservice import spec
+from cnplatform.microservice import MicroserviceArgs, Peer, SecretKeyRef, spec
 from cnplatform.naming import app_labels
+from cnplatform.testing import Secret
 from stacks.checks import check_config
 from stacks.config import ConfigError
-from cnplatform.testing import Secret
-from tests.helpers import run_program
-from tests.helpers import capture_raw, capture_stack, config_of, objects
+from tests.helpers import capture_raw, capture_stack, config_of, objects, run_program
 
 DEV_SERVICES = ("user", "product", "payment", "order")
 LOCAL = {"name": "dev", "cloud": "local"}

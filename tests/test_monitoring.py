@@ -16,12 +16,12 @@ import yaml
 from cnplatform.monitoring import alerting, dashboards, promql, scrape, values
 from cnplatform.monitoring.alerting import ReceiverSpec
 from cnplatform.monitoring.stack import PORT_FORWARD, MonitoringStackArgs, grafana_access, grafana_virtual_service_spec
+from cnplatform.testing import Secret, unwrap
 from stacks.checks import check_config
-from stacks.config import ConfigError
-from stacks.compose.workloads import Workload
 from stacks.checks.footprint import totals
 from stacks.compose.layers import monitoring as layer
-from cnplatform.testing import Secret, unwrap
+from stacks.compose.workloads import Workload
+from stacks.config import ConfigError
 from tests.helpers import STACKS, capture_raw, capture_stack, config_of, objects, with_changes
 from tests.reference_checks import chart_version, unknown_values_keys, validate_custom_resource
 
@@ -652,8 +652,8 @@ def test_service_monitoring_objects_are_children_of_the_stack_with_no_component_
 
 def test_standalone_service_monitoring_makes_the_same_objects_as_the_stack():
     from cnplatform.monitoring.service import ServiceMonitoring, ServiceMonitoringArgs
-    from tests.helpers import run_program
     from stacks.render import is_k8s_object, manifest_of
+    from tests.helpers import run_program
 
     cfg = config_of("dev")
     svc = cfg.services[0]

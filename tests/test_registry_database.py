@@ -8,12 +8,19 @@ import pytest
 
 from cnplatform.database import MySqlDatabase, MySqlDatabaseArgs
 from cnplatform.database import spec as db_spec
-from cnplatform.registry import (ArtifactRepository, ArtifactRepositoryArgs, ServiceImage, ServiceImageArgs,
-                                 artifact_cleanup_policies, context_digest, dockerfile_sources, ecr_lifecycle_policy,
-                                 image_digest)
+from cnplatform.registry import (
+    ArtifactRepository,
+    ArtifactRepositoryArgs,
+    ServiceImage,
+    ServiceImageArgs,
+    artifact_cleanup_policies,
+    context_digest,
+    dockerfile_sources,
+    ecr_lifecycle_policy,
+    image_digest,
+)
 from cnplatform.testing import Secret, unwrap
-from tests.helpers import run_program
-from tests.helpers import ROOT, capture_raw, capture_stack, config_of, objects
+from tests.helpers import ROOT, capture_raw, capture_stack, config_of, objects, run_program
 
 BUILT = ("user", "product", "payment", "order")
 DIGEST = "@sha256:" + "0" * 64

@@ -5,8 +5,8 @@ import gc
 from pathlib import Path
 
 import pytest
-from pulumi.runtime import rpc
 from pulumi.output import Unknown
+from pulumi.runtime import rpc
 
 from cnplatform import sdk_patches
 from tests.helpers import run_program

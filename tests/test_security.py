@@ -282,7 +282,7 @@ def test_pull_requests_preview_with_read_only_identities_and_the_policy_pack():
     from tests.helpers import ROOT
     text = (ROOT / "Jenkinsfile").read_text()
     creds = text[text.index("def pulumiCredentials"):text.index("def runPulumi")]
-    for deploy, preview in zip(PIPELINE_CREDENTIALS[:3], PREVIEW_CREDENTIALS):
+    for deploy, preview in zip(PIPELINE_CREDENTIALS[:3], PREVIEW_CREDENTIALS, strict=True):
         assert f"preview ? '{preview}' : '{deploy}'" in creds
     assert "def preview = command != 'up'" in creds
     assert text.count("--policy-pack policy") == 2

@@ -1,7 +1,6 @@
 """Optional cloud SDKs: a missing one says which pip extra of cnplatform installs it."""
 from __future__ import annotations
 
-
 #: SDK module -> the cnplatform extra (pyproject ``[project.optional-dependencies]``) that brings it.
 EXTRAS = {"pulumi_aws": "aws", "pulumi_gcp": "gcp", "pulumi_docker": "images"}
 

@@ -244,7 +244,6 @@ def env_literals(env: dict, secret_hint: str = "secret_env") -> list[tuple[str, 
 # CIDR rules live in cnplatform.validation_net (re-exported here).
 from cnplatform.validation_net import WORLD, cidr, is_world_open, overlapping, private_cidr  # noqa: E402,F401
 
-
 # ------------------------------------------------------------------------------ args checks
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from e2e.simcluster import ROOT, SimCluster, _PKI, _marker, _pid_is_ours, missing_tools, versions
+from e2e.simcluster import _PKI, ROOT, SimCluster, _marker, _pid_is_ours, missing_tools, versions
 
 
 def _ns(cluster: SimCluster, name: str) -> str:

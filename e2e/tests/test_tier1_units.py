@@ -4,10 +4,10 @@ the apply order taken from the plan. They run wherever the harness' Python deps 
 from __future__ import annotations
 
 import base64
-import json
-import ssl
-import socket
 import http.client
+import json
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path

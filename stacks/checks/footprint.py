@@ -8,7 +8,6 @@ from __future__ import annotations
 from cnplatform.cluster.base import pools_capacity
 from cnplatform.cluster.capacity import NodeCapacity, karpenter_capacity
 from cnplatform.quantity import cpu_millicores, memory_mib
-
 from stacks.compose.layers import LAYERS
 from stacks.compose.workloads import SIDECAR, Workload
 from stacks.config import ClusterConfig, StackConfig

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
+
 from cnplatform.cluster.base import Cluster
 from cnplatform.cluster.baseline import ClusterBaseline
-
 from stacks.config import ClusterConfig, StackConfig
 
 if TYPE_CHECKING:  # the components are imported by the layers that create them

@@ -10,13 +10,13 @@ import asyncio
 from typing import Any
 
 import pulumi
+
 from cnplatform.cluster.base import Cluster, api_allow_list
 from cnplatform.cluster.baseline import (
     ClusterBaseline,
     ClusterBaselineArgs,
     NamespaceSpec,
 )
-
 from stacks.compose.clusters import api_client_clusters, create_cluster
 from stacks.compose.context import ClusterContext, StackShared
 from stacks.compose.layers import LAYERS

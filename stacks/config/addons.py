@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional
 
-from cnplatform import validation as v
-from cnplatform.validation import dns_label, quantity
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from cnplatform import validation as v
+from cnplatform.validation import dns_label, quantity
 from stacks.config.base import DigestImage, HostName, Strict, _doc
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
 from cnplatform import validation as v
 from cnplatform.monitoring.values import GRAFANA_SUBPATH
-from pydantic import AfterValidator, BaseModel, ConfigDict
 
 PROJECT = "ecommerce-platform"
 ROOT = Path(__file__).resolve().parents[2]

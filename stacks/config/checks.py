@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 from cnplatform import validation as v
-
 from stacks.config.tiers import tier_defaults
 
 #: Kubernetes objects a service's name is the prefix of (Deployment/Service ``<name>``, canary,

@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional
 
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
 from cnplatform import validation as v
 from cnplatform.validation import dns_label, quantity
 from cnplatform.versions import ISTIO_KUBERNETES_RANGE, KUBERNETES_SUPPORTED
-from pydantic import AfterValidator, Field, field_validator, model_validator
-
 from stacks.config.base import Cidr, Cloud, DigestImage, Strict, _doc
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Optional
 
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
 from cnplatform import validation as v
 from cnplatform.database.spec import MYSQL_VERSIONS
 from cnplatform.quantity import parse_quantity
 from cnplatform.validation import ENV_NAME, dns_label, quantity
-from pydantic import AfterValidator, Field, field_validator, model_validator
-
 from stacks.config.base import (
     PLATFORM_ROUTES,
     HostName,

@@ -18,13 +18,13 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from cnplatform import validation as _v
 from cnplatform.charts import chart_source
-from cnplatform.options import inherited_depends_on
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.manifests import custom_resource
 from cnplatform.naming import type_token
 from cnplatform.netpolicy import cert_manager_policies, create_network_policies
-from cnplatform import validation as _v
+from cnplatform.options import inherited_depends_on
 
 CHART = "cert-manager"
 CHART_VERSION = "v1.21.1"

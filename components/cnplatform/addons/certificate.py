@@ -6,11 +6,11 @@ from typing import Optional
 
 import pulumi
 
-from cnplatform.options import inherited_depends_on
+from cnplatform import validation as _v
 from cnplatform.addons.cert_manager import API_VERSION, ISSUER_ACME
 from cnplatform.manifests import custom_resource
 from cnplatform.naming import type_token
-from cnplatform import validation as _v
+from cnplatform.options import inherited_depends_on
 
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 

@@ -11,10 +11,10 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cnplatform.charts import chart_source
-from cnplatform.options import inherited_depends_on
-from cnplatform.naming import type_token
 from cnplatform import validation as _v
+from cnplatform.charts import chart_source
+from cnplatform.naming import type_token
+from cnplatform.options import inherited_depends_on
 
 CHART = "metrics-server"
 CHART_VERSION = "3.13.1"

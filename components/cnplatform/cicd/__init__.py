@@ -1,5 +1,15 @@
 """cicd components: Jenkins (upstream chart) with Kubernetes pod agents, JCasC and a job-dsl seed."""
 from cnplatform.cicd.jenkins import (  # noqa: F401
-    CHART, CHART_REPO, CHART_VERSION, NAMESPACE, PLUGINS, Jenkins, JenkinsArgs, agent_role_rules,
-    footprint_resources, jcasc_scripts, jenkins_values, seed_script,
+    CHART,
+    CHART_REPO,
+    CHART_VERSION,
+    NAMESPACE,
+    PLUGINS,
+    Jenkins,
+    JenkinsArgs,
+    agent_role_rules,
+    footprint_resources,
+    jcasc_scripts,
+    jenkins_values,
+    seed_script,
 )

@@ -17,10 +17,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
+from cnplatform import validation as _v
 from cnplatform.charts import chart_source
 from cnplatform.naming import MANAGED_BY, PART_OF, type_token
 from cnplatform.netpolicy import create_network_policies, jenkins_policies
-from cnplatform import validation as _v
 
 CHART = "jenkins"
 CHART_VERSION = "5.9.53"

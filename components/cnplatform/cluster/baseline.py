@@ -7,8 +7,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform import validation as _v
+from cnplatform.naming import MANAGED_BY, type_token
 
 
 @dataclass

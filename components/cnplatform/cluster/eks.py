@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
+
 from cnplatform.extras import missing_extra
 
 try:
@@ -19,9 +20,22 @@ except ModuleNotFoundError as exc:
 import pulumi_kubernetes as k8s  # noqa: E402
 
 from cnplatform.cluster import iam
-from cnplatform.cluster.base import Cluster, ClusterNetwork, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
-from cnplatform.cluster.eks_network import (DISCOVERY_TAG, MAX_ZONES, eks_network, nat_gateway_count,  # noqa: F401
-                                            subnet_cidrs, subnet_tags)
+from cnplatform.cluster.base import (
+    Cluster,
+    ClusterNetwork,
+    NodePoolSpec,
+    api_allow_list,
+    exec_kubeconfig,
+    pools_capacity,
+)
+from cnplatform.cluster.eks_network import (  # noqa: F401
+    DISCOVERY_TAG,
+    MAX_ZONES,
+    eks_network,
+    nat_gateway_count,
+    subnet_cidrs,
+    subnet_tags,
+)
 from cnplatform.naming import MANAGED_BY, type_token
 
 #: Control-plane log types shipped to CloudWatch.

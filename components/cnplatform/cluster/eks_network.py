@@ -66,7 +66,7 @@ def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions
                       enable_dns_support=True, region=region, tags={"Name": name}, opts=child)
     private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(zones))
     public, private = [], []
-    for zone, pub_cidr, priv_cidr in zip(zones, public_cidrs, private_cidrs):
+    for zone, pub_cidr, priv_cidr in zip(zones, public_cidrs, private_cidrs, strict=True):
         public.append(aws.ec2.Subnet(
             f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=pub_cidr, availability_zone=zone,
             map_public_ip_on_launch=False, region=region,
@@ -80,7 +80,7 @@ def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions
                                    tags={"Name": f"{name}-public"}, opts=child)
     aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
                   gateway_id=igw.id, region=region, opts=child)
-    for zone, subnet in zip(zones, public):
+    for zone, subnet in zip(zones, public, strict=True):
         aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id,
                                       region=region, opts=child)
     nats, nat_ips = [], []
@@ -92,7 +92,7 @@ def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions
         nats.append(aws.ec2.NatGateway(f"{name}-nat-{zone}", allocation_id=eip.allocation_id,
                                        subnet_id=public[i].id, region=region,
                                        tags={"Name": f"{name}-nat-{zone}"}, opts=opts_(igw)))
-    for i, (zone, subnet) in enumerate(zip(zones, private)):
+    for i, (zone, subnet) in enumerate(zip(zones, private, strict=True)):
         rt = aws.ec2.RouteTable(f"{name}-private-{zone}", vpc_id=vpc.id, region=region,
                                 tags={"Name": f"{name}-private-{zone}"}, opts=child)
         aws.ec2.Route(f"{name}-private-{zone}-default", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",

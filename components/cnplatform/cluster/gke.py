@@ -10,15 +10,24 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
+
 from cnplatform.extras import missing_extra
+
 try:
     import pulumi_gcp as gcp
 except ModuleNotFoundError as exc:
     raise missing_extra(exc, __name__) from None
 
-from cnplatform.cluster.base import Cluster, ClusterNetwork, NodePoolSpec, api_allow_list, exec_kubeconfig, pools_capacity
-from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform import validation as _v
+from cnplatform.cluster.base import (
+    Cluster,
+    ClusterNetwork,
+    NodePoolSpec,
+    api_allow_list,
+    exec_kubeconfig,
+    pools_capacity,
+)
+from cnplatform.naming import MANAGED_BY, type_token
 
 #: The only project roles the node service account gets (logs, metrics, metadata, image pulls).
 NODE_SA_ROLES = (

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
+
 from cnplatform.extras import missing_extra
+
 try:
     import pulumi_aws as aws
 except ModuleNotFoundError as exc:

@@ -9,11 +9,11 @@ import pulumi
 import pulumi_command as command
 import yaml
 
+from cnplatform import validation as _v
 from cnplatform.cluster.base import Cluster
 from cnplatform.cluster.capacity import NodeCapacity
 from cnplatform.naming import type_token
 from cnplatform.quantity import cpu_millicores, memory_mib
-from cnplatform import validation as _v
 
 #: The kubeconfig holds cluster-admin credentials: never logged, and secret in the state.
 KUBECONFIG_READ = {"logging": "none"}

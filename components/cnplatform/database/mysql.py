@@ -19,12 +19,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from cnplatform import validation as _v
 from cnplatform.database import spec
 from cnplatform.naming import selector_labels, type_token
 from cnplatform.options import inherited_depends_on
-from cnplatform import validation as _v
-
-
 
 
 @dataclass

@@ -10,8 +10,8 @@ from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs, cacerts_data
 from cnplatform.mesh.consul import ConsulCatalogSync, ConsulCatalogSyncArgs
 from cnplatform.mesh.egress import ExternalService, ExternalServiceArgs, service_entry
 from cnplatform.mesh.istio import IstioMesh, IstioMeshArgs, cross_network_gateway, public_gateway
-from cnplatform.mesh.service_policy import ServiceMeshPolicy, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, remote_kubeconfig
+from cnplatform.mesh.service_policy import ServiceMeshPolicy, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.mesh.traffic import (
     ServiceTrafficPolicyArgs,
     destination_rule,

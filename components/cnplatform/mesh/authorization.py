@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from cnplatform import validation as _v
 from cnplatform.mesh._resources import metadata
 from cnplatform.naming import selector_labels
-from cnplatform import validation as _v
 
 SECURITY_API = "security.istio.io/v1"
 #: Prometheus' namespace (the monitoring layer); it may read /metrics with an mTLS identity.

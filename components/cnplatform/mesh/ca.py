@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_tls as tls
 
-from cnplatform.naming import type_token
 from cnplatform import validation as _v
+from cnplatform.naming import type_token
 
 #: Key usages of a CA certificate (a CA signs certificates and CRLs).
 CA_USES = ["cert_signing", "crl_signing", "digital_signature"]

@@ -10,11 +10,11 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from cnplatform import validation as _v
 from cnplatform.mesh import values as v
 from cnplatform.mesh._resources import MESH_LABELS, child_opts
-from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
-from cnplatform import validation as _v
+from cnplatform.options import inherited_depends_on
 
 
 @dataclass

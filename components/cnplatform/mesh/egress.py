@@ -10,11 +10,11 @@ from typing import Optional
 
 import pulumi
 
+from cnplatform import validation as _v
 from cnplatform.manifests import custom_resource
 from cnplatform.mesh._resources import child_opts, metadata
-from cnplatform.options import inherited_depends_on
 from cnplatform.naming import type_token
-from cnplatform import validation as _v
+from cnplatform.options import inherited_depends_on
 
 NETWORKING_API = "networking.istio.io/v1"
 

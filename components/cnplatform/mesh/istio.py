@@ -15,17 +15,17 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from cnplatform import validation as _v
 from cnplatform.charts import chart_source
-from cnplatform.mesh import values as v
 from cnplatform.manifests import custom_resource
+from cnplatform.mesh import values as v
 from cnplatform.mesh._resources import MESH_LABELS, child_opts, metadata
-from cnplatform.options import inherited_depends_on
 from cnplatform.mesh.authorization import allow_nothing, peer_authentication
 from cnplatform.mesh.ca import CACERTS_SECRET, HOURS_PER_YEAR, MeshRootCa, MeshRootCaArgs, cacerts_data, intermediate_ca
 from cnplatform.mesh.service_policy import ServiceMeshObjects, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.naming import service_account_principal, type_token
 from cnplatform.netpolicy import create_network_policies, istio_system_policies
-from cnplatform import validation as _v
+from cnplatform.options import inherited_depends_on
 
 NETWORKING_API = "networking.istio.io/v1"
 PUBLIC_GATEWAY_NAME = "public-gateway"

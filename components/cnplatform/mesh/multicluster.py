@@ -12,11 +12,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from cnplatform import validation as _v
 from cnplatform.mesh._resources import child_opts, metadata
-from cnplatform.options import inherited_depends_on
 from cnplatform.mesh.values import ISTIO_NAMESPACE
 from cnplatform.naming import type_token
-from cnplatform import validation as _v
+from cnplatform.options import inherited_depends_on
 
 MULTICLUSTER_LABEL = {"istio/multiCluster": "true"}
 

@@ -4,14 +4,19 @@ from typing import Optional
 
 import pulumi
 
+from cnplatform import validation as _v
 from cnplatform.manifests import custom_resource
 from cnplatform.mesh._resources import child_opts
 from cnplatform.mesh.authorization import ServiceAuthorizationArgs, authorization_policy
-from cnplatform.mesh.traffic import (ServiceTrafficPolicyArgs, destination_rule, ingress_virtual_service,
-                                     service_host, virtual_service)
+from cnplatform.mesh.traffic import (
+    ServiceTrafficPolicyArgs,
+    destination_rule,
+    ingress_virtual_service,
+    service_host,
+    virtual_service,
+)
 from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
-from cnplatform import validation as _v
 
 
 @dataclass

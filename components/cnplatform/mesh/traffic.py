@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from cnplatform.mesh._resources import metadata
 from cnplatform import validation as _v
+from cnplatform.mesh._resources import metadata
 
 NETWORKING_API = "networking.istio.io/v1"
 #: Retry only what is safe to retry at the proxy (5xx answers, resets, connect failures, HTTP/2 refusals).

@@ -7,12 +7,10 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from cnplatform import validation as _v
 from cnplatform.microservice import spec
 from cnplatform.naming import app_labels, selector_labels, type_token
 from cnplatform.options import inherited_depends_on
-from cnplatform import validation as _v
-
-
 
 
 @dataclass

@@ -10,8 +10,16 @@ from decimal import Decimal
 from typing import Optional
 
 from cnplatform.monitoring.promql import (
-    DURATION_HISTOGRAM, REQUESTS_TOTAL, SLO_LABELS, ServiceSlo, error_budget, fmt, latency_bucket,
-    latency_budget, selector, slow_ratio_expr,
+    DURATION_HISTOGRAM,
+    REQUESTS_TOTAL,
+    SLO_LABELS,
+    ServiceSlo,
+    error_budget,
+    fmt,
+    latency_bucket,
+    latency_budget,
+    selector,
+    slow_ratio_expr,
 )
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}

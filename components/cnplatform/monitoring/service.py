@@ -7,15 +7,18 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from cnplatform import validation as _v
 from cnplatform.monitoring.dashboards import (
-    DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_json, service_dashboard,
+    DASHBOARD_LABEL,
+    DASHBOARD_LABEL_VALUE,
+    dashboard_json,
+    service_dashboard,
 )
 from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS, ServiceSlo, slo_rule_group
 from cnplatform.monitoring.scrape import service_monitor_spec
 from cnplatform.monitoring.values import NAMESPACE, SCRAPE_SELECTOR
 from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform.options import inherited_depends_on
-from cnplatform import validation as _v
 
 MONITORING_API = "monitoring.coreos.com/v1"
 

@@ -8,24 +8,43 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from cnplatform import validation as _v
+from cnplatform.charts import chart_source
+from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.monitoring.alerting import RECEIVERS_SECRET, ReceiverSpec
 from cnplatform.monitoring.dashboards import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_json, mesh_dashboard
 from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS
 from cnplatform.monitoring.scrape import envoy_pod_monitor_spec, istiod_service_monitor_spec
-from cnplatform.monitoring.service import (MONITORING_API, ServiceMonitoringArgs, ServiceMonitoringObjects,
-                                          create_service_monitoring)
-from cnplatform.monitoring.values import (
-    CHART, CHART_REPO, CHART_VERSION, GRAFANA_ADMIN_PASSWORD_KEY, GRAFANA_ADMIN_SECRET, GRAFANA_ADMIN_USER_KEY,
-    GRAFANA_PORT, GRAFANA_ROLE, GRAFANA_ROLE_RULES, GRAFANA_SERVICE, GRAFANA_SUBPATH, ISTIO_MTLS_SCRAPE_CLASS, NAMESPACE, NODE_EXPORTER_NAMESPACE,
-    NODE_EXPORTER_POD_SECURITY, POD_SECURITY, RELEASE,
-    SCRAPE_SELECTOR, chart_values,
+from cnplatform.monitoring.service import (
+    MONITORING_API,
+    ServiceMonitoringArgs,
+    ServiceMonitoringObjects,
+    create_service_monitoring,
 )
-from cnplatform.charts import chart_source
-from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
+from cnplatform.monitoring.values import (
+    CHART,
+    CHART_REPO,
+    CHART_VERSION,
+    GRAFANA_ADMIN_PASSWORD_KEY,
+    GRAFANA_ADMIN_SECRET,
+    GRAFANA_ADMIN_USER_KEY,
+    GRAFANA_PORT,
+    GRAFANA_ROLE,
+    GRAFANA_ROLE_RULES,
+    GRAFANA_SERVICE,
+    GRAFANA_SUBPATH,
+    ISTIO_MTLS_SCRAPE_CLASS,
+    NAMESPACE,
+    NODE_EXPORTER_NAMESPACE,
+    NODE_EXPORTER_POD_SECURITY,
+    POD_SECURITY,
+    RELEASE,
+    SCRAPE_SELECTOR,
+    chart_values,
+)
 from cnplatform.naming import MANAGED_BY, type_token
 from cnplatform.netpolicy import create_network_policies, monitoring_policies, node_exporter_policies
 from cnplatform.options import inherited_depends_on
-from cnplatform import validation as _v
 
 GATEWAY = "istio-system/public-gateway"
 PORT_FORWARD = f"kubectl -n {NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}"

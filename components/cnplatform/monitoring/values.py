@@ -9,8 +9,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Optional
 
-from cnplatform.quantity import memory_mib
 from cnplatform.monitoring.alerting import RECEIVERS_SECRET, ReceiverSpec, alertmanager_config
+from cnplatform.quantity import memory_mib
 
 CHART = "kube-prometheus-stack"
 CHART_VERSION = "88.5.3"

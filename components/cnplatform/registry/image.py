@@ -19,9 +19,9 @@ from typing import Optional
 
 import pulumi
 
+from cnplatform import validation as _v
 from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
-from cnplatform import validation as _v
 
 
 def local_build_command(image: str, dockerfile: str, context: str, platform: Optional[str] = None) -> str:

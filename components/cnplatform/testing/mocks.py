@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from typing import Callable
 
 from pulumi.runtime import mocks as pulumi_mocks
 

@@ -1,12 +1,12 @@
 """team-app under mocks: what it reads from the platform stack, and what it deploys where."""
 import pulumi
 import pytest
+import team_app
 from conftest import PlatformMocks, Secret, platform_outputs
 from pulumi.runtime import mocks as pulumi_mocks
-
-import team_app
-from cnplatform.microservice import Peer
 from team_app import Settings, settings_from_config
+
+from cnplatform.microservice import Peer
 
 IMAGE = "ghcr.io/example/reviews:1.4.0@sha256:" + "4f" * 32
 
@@ -80,7 +80,7 @@ def test_tier_must_match_the_platform(run_app, quiet_asyncio):
     with pytest.raises(Exception, match="this stack uses tier 'prod' but organization/ecommerce-platform/dev"):
         run_app(settings(tier="prod"))
     with pytest.raises(ValueError, match="tier 'qa' is not one of"):
-        settings(platform_stack="org/ecommerce-platform/qa").effective_tier
+        _ = settings(platform_stack="org/ecommerce-platform/qa").effective_tier
 
 
 def test_settings_from_stack_config():

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pulumi
-from cnplatform.cluster.base import Cluster
 
+from cnplatform.cluster.base import Cluster
 from stacks.compose.layers.cicd import deploy_plan, jenkins_cluster
 from stacks.config import ClusterConfig, StackConfig
 

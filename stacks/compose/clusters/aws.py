@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Optional
 
 import pulumi
+
 from cnplatform.cluster.eks import (
     NODE_POOL_LABEL,
     SYSTEM_POOL,
     EksCluster,
     EksClusterArgs,
 )
-
 from stacks.compose.clusters.common import node_pools
 from stacks.config import ClusterConfig, StackConfig
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from cnplatform.addons import cert_manager, metrics_server
 from cnplatform.cluster.base import NodePoolSpec
 from cnplatform.mesh import values as mesh_values
-
 from stacks.config import ClusterConfig, StackConfig
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Optional
 
 import pulumi
-from cnplatform.cluster.gke import GkeCluster, GkeClusterArgs
 
+from cnplatform.cluster.gke import GkeCluster, GkeClusterArgs
 from stacks.compose.clusters.common import control_plane_ports, node_pools
 from stacks.config import ClusterConfig, StackConfig
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Optional
 
 import pulumi
-from cnplatform.cluster.local import LocalCluster, LocalClusterArgs
 
+from cnplatform.cluster.local import LocalCluster, LocalClusterArgs
 from stacks.config import ClusterConfig, StackConfig
 
 

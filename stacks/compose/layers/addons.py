@@ -22,7 +22,6 @@ from cnplatform.addons.metrics_server import (
     MetricsServerArgs,
     metrics_server_values,
 )
-
 from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
 from stacks.config import TIERS, ClusterConfig, StackConfig

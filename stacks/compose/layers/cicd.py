@@ -11,9 +11,9 @@ from functools import lru_cache
 
 import pulumi
 import yaml
+
 from cnplatform.cicd.jenkins import Jenkins, JenkinsArgs, footprint_resources
 from cnplatform.quantity import cpu_millicores, memory_mib
-
 from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
 from stacks.config import ROOT

@@ -12,7 +12,6 @@ from cnplatform.addons.certificate import (
     TlsCertificateArgs,
     dns_names_for,
 )
-
 from stacks.compose.context import ClusterContext
 from stacks.compose.layers.addons import issuer_type
 from stacks.config import ClusterConfig, StackConfig

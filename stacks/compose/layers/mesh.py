@@ -9,6 +9,7 @@ exchanged pairwise). The services' policies are children of the mesh (``IstioMes
 from __future__ import annotations
 
 import pulumi
+
 from cnplatform.addons.cert_manager import ISSUER_ACME
 from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_HTTPS
 from cnplatform.mesh import values as mesh_values
@@ -30,7 +31,6 @@ from cnplatform.mesh.multicluster import RemoteSecret, RemoteSecretArgs, ca_data
 from cnplatform.mesh.service_policy import ServiceMeshPolicyArgs
 from cnplatform.mesh.traffic import ServiceTrafficPolicyArgs, exposed_service_paths
 from cnplatform.naming import service_account_principal
-
 from stacks.compose.context import ClusterContext, MeshMember
 from stacks.compose.layers import ingress_certificate
 from stacks.compose.layers.addons import issuer_type

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 
 import pulumi
+
 from cnplatform.monitoring import (
     MonitoredService,
     MonitoringStack,
@@ -21,7 +22,6 @@ from cnplatform.monitoring import (
 from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS, latency_bucket
 from cnplatform.monitoring.stack import GATEWAY
 from cnplatform.monitoring.values import workloads
-
 from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
+
 from cnplatform.cluster.base import ClusterNetwork
 from cnplatform.database import (
     CloudSqlPrivateAccess,
@@ -29,7 +30,6 @@ from cnplatform.registry import (
     ServiceImageArgs,
     image_digest,
 )
-
 from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
 from stacks.config import ROOT, ServiceConfig
