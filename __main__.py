@@ -1,7 +1,7 @@
 """Pulumi entry point: load the typed stack config, check it, compose the platform, export its outputs."""
 import pulumi
-from cnplatform import gc_tuning, sdk_patches
 
+from cnplatform import gc_tuning, sdk_patches
 from stacks.program import program
 
 sdk_patches.apply()
