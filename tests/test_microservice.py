@@ -134,7 +134,8 @@ def test_dev_tier_defaults(dev):
         assert hpa["metrics"] == [{"type": "Resource", "resource": {
             "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
         assert "topologySpreadConstraints" not in pod(d)
-        assert c["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
+        # The dev tier's service_resources (measured: docs/footprint.md).
+        assert c["resources"] == {"requests": {"cpu": "25m", "memory": "64Mi"},
                                   "limits": {"cpu": "500m", "memory": "256Mi"}}
         assert c["imagePullPolicy"] == "IfNotPresent"
         assert d["spec"]["revisionHistoryLimit"] == 5
@@ -174,7 +175,7 @@ def test_three_replicas_without_autoscaling_sets_replicas():
 
 PROD = {
     "tier": "prod",
-    "clusters": [{"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::1:role/d"]},
+    "clusters": [{"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]},
                   "node_pools": [{"name": "w", "machine_type": "m6i.xlarge", "min_size": 3, "max_size": 6}]}],
     "services": [{"name": "api", "image": "ghcr.io/acme/api@sha256:" + "a" * 64},
                  {"name": "web", "image": "ghcr.io/acme/web@sha256:" + "b" * 64, "calls": ["api"]}],
@@ -256,7 +257,7 @@ def test_network_policies_exact_peers_for_dev(dev):
     expected = {
         "user": ([{"from": [pods("order")], "ports": TCP8080}, GATEWAY, MONITORING], [mysql("user"), DNS, ISTIOD]),
         "product": ([{"from": [pods("order")], "ports": TCP8080}, GATEWAY, MONITORING], [DNS, ISTIOD]),
-        "payment": ([{"from": [pods("order")], "ports": TCP8080}, MONITORING], [DNS, ISTIOD]),
+        "payment": ([{"from": [pods("order")], "ports": TCP8080}, MONITORING], [mysql("payment"), DNS, ISTIOD]),
         "order": ([GATEWAY, MONITORING],
                   [*({"to": [pods(c)], "ports": TCP8080} for c in ("user", "product", "payment")),
                    mysql("order"), DNS, ISTIOD]),
@@ -322,7 +323,12 @@ def test_order_env_upstream_urls_database_and_secret_ref(dev):
         "MYSQL_USER": "order_svc", "MYSQL_DATABASE": "orders",
         "MYSQL_PASSWORD": {"secretKeyRef": {"name": "order-db", "key": "password"}},
     }
-    assert env_of(shop(dev, "Deployment")["payment"]) == {"PORT": "8080"}
+    assert env_of(shop(dev, "Deployment")["payment"]) == {
+        "PORT": "8080",
+        "MYSQL_HOST": "payment-mysql.shop.svc.cluster.local", "MYSQL_PORT": "3306",
+        "MYSQL_USER": "payment_svc", "MYSQL_DATABASE": "payments",
+        "MYSQL_PASSWORD": {"secretKeyRef": {"name": "payment-db", "key": "password"}},
+    }
 
 
 def test_env_from_config_and_secret_env_use_secret_key_ref():

@@ -253,7 +253,9 @@ def test_dev_mysql_statefulset_pinned_restricted_and_persistent(dev):
         assert sources == [f"{svc}-db", f"{svc}-db-root"]
         assert spec["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
         assert all(c[p]["tcpSocket"] == {"port": "mysql"} for p in ("startupProbe", "livenessProbe", "readinessProbe"))
-        assert c["resources"] == {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+        assert c["resources"] == {"requests": {"cpu": "25m", "memory": "256Mi"},
+                                  "limits": {"cpu": "1", "memory": "1Gi"}}
+        assert c["args"] == ["--skip-name-resolve", "--performance-schema=OFF"]
 
 
 def test_dev_mysql_service_policy_and_secret(dev):
@@ -282,7 +284,8 @@ def test_footprint_counts_in_cluster_databases_only():
     cfg = config_of("dev")
     items = footprint(cfg, cfg.clusters[0])
     assert [(w.layer, w.name, w.replicas, w.cpu_request, w.memory_request) for w in items] == [
-        ("databases", "user-mysql", 1, 100, 512), ("databases", "order-mysql", 1, 100, 512)]
+        ("databases", f"{s.name}-mysql", 1, 25, 256) for s in cfg.services if s.database is not None]
+    assert len(items) >= 2
     prod = config_of("prod")
     assert footprint(prod, prod.clusters[0]) == []
 
@@ -413,7 +416,7 @@ def test_prod_deploys_images_by_digest_from_each_cluster_registry(prod):
 
 def test_prod_databases_are_protected_and_reached_through_their_network(prod):
     instances = prod.by_type("aws:rds/instance:Instance") + prod.by_type("gcp:sql/databaseInstance:DatabaseInstance")
-    assert len(instances) == 4 and all(i.protect for i in instances)
+    assert len(instances) == 6 and all(i.protect for i in instances)
     assert not objects(prod, "StatefulSet", "prod-eks") and not objects(prod, "StatefulSet", "prod-gke")
     eks_egress = shop(prod, "NetworkPolicy", "prod-eks")["order"]["spec"]["egress"]
     assert {"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 3306}]} in eks_egress
@@ -445,7 +448,7 @@ def test_prod_cloud_databases_are_in_the_mesh_registry(prod):
 
     cfg = prod.config
     hosts = _cloud_db_hosts(prod)
-    assert len(hosts) == 4  # user + order, on EKS and GKE
+    assert len(hosts) == 6  # user, order and payment, on EKS and GKE
     for (cluster, service), (cloud, host) in hosts.items():
         ns = cfg.service(service).namespace
         entries = {o["metadata"]["name"]: o for o in objects(prod, "ServiceEntry", cluster)

@@ -1,133 +1,22 @@
 """End-to-end: a throwaway MariaDB + the four services as local processes.
 
-The test starts its own MariaDB (``mariadb-install-db`` + ``mariadbd`` in a temp dir,
-unix socket + a free TCP port on 127.0.0.1), creates one database and one
-least-privilege account per DB-backed service, starts user/product/payment/order
-wired to each other, places an order through ``order`` and checks every hop.
+The test uses the session's throwaway MariaDB (``services/tests/mariadb.py``), creates one
+database and one least-privilege account per DB-backed service (user, order, payment),
+starts user/product/payment/order wired to each other, places an order through ``order``
+and checks every hop.
 
 Without the MariaDB binaries the test is skipped locally but fails when ``CI`` is set.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import signal
-import subprocess
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pymysql
 import pytest
 
-from services.tests.helpers import ServiceProcess, free_port, http, service_script
-
-SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/mysql/bin", "/usr/local/bin", "/usr/bin")
-
-
-def _find(*names: str) -> str | None:
-    for name in names:
-        found = shutil.which(name)
-        if found:
-            return found
-        for directory in SEARCH_DIRS:
-            candidate = Path(directory) / name
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
-    return None
-
-
-def _require_binaries() -> tuple[str, str]:
-    server = _find("mariadbd", "mysqld")
-    install = _find("mariadb-install-db", "mysql_install_db")
-    if server and install:
-        return server, install
-    message = ("MariaDB server binaries not found (need mariadbd/mysqld and mariadb-install-db); "
-               "install the 'mariadb-server' package")
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-class MariaDB:
-    def __init__(self, server: str, install: str) -> None:
-        self.server, self.install = server, install
-        # Short path: the unix socket path must stay under ~100 bytes.
-        self.base = Path(tempfile.mkdtemp(prefix="e2e-mariadb-"))
-        self.datadir = self.base / "data"
-        self.socket = str(self.base / "mysqld.sock")
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        # mariadbd refuses to run as root unless told to; as another user --user is ignored.
-        self.user_flag = ["--user=root"] if os.geteuid() == 0 else []
-
-    def start(self, timeout: float = 30.0) -> None:
-        (self.base / "tmp").mkdir()
-        with open(self.base / "install.log", "w") as install_log:
-            done = subprocess.run(
-                [self.install, "--no-defaults", f"--datadir={self.datadir}",
-                 "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
-                 *self.user_flag],
-                stdout=install_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{self.install} failed (rc={done.returncode}):\n"
-                               + (self.base / "install.log").read_text(errors="replace")[-4000:])
-        self.proc = subprocess.Popen(
-            [self.server, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
-             f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.base / 'mysqld.pid'}",
-             f"--log-error={self.base / 'error.log'}", f"--tmpdir={self.base / 'tmp'}", "--skip-name-resolve",
-             "--skip-log-bin", "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0",
-             "--skip-innodb-use-native-aio", *self.user_flag],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.root().close()
-                return
-            except pymysql.err.MySQLError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mariadbd did not start (rc={self.proc.poll()}):\n{self.log()}") from None
-                time.sleep(0.1)
-
-    def root(self, database: str | None = None) -> pymysql.connections.Connection:
-        return pymysql.connect(unix_socket=self.socket, user="root", password="", database=database,
-                               autocommit=True, connect_timeout=2, cursorclass=pymysql.cursors.DictCursor)
-
-    def create_database(self, name: str, user: str) -> str:
-        password = secrets.token_urlsafe(16)
-        with self.root() as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
-            cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'%'")
-        return password
-
-    def log(self) -> str:
-        path = self.base / "error.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def mariadb():
-    server, install = _require_binaries()
-    db = MariaDB(server, install)
-    try:
-        db.start()
-        yield db
-    finally:
-        db.stop()
+from services.tests.helpers import ServiceProcess, http, service_script
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +26,12 @@ def stack(mariadb):
                  "MYSQL_CONNECT_BACKOFF_SECONDS": "0.1", "MYSQL_CONNECT_TIMEOUT_SECONDS": "2"}
     user_pw = mariadb.create_database("users", "user_svc")
     order_pw = mariadb.create_database("orders", "order_svc")
+    payment_pw = mariadb.create_database("payments", "payment_svc")
     procs: dict[str, ServiceProcess] = {}
     try:
         procs["product"] = ServiceProcess(service_script("product"))
-        procs["payment"] = ServiceProcess(service_script("payment"))
+        procs["payment"] = ServiceProcess(service_script("payment"), {
+            **db_common, "MYSQL_USER": "payment_svc", "MYSQL_DATABASE": "payments", "MYSQL_PASSWORD": payment_pw})
         procs["user"] = ServiceProcess(service_script("user"), {
             **db_common, "MYSQL_USER": "user_svc", "MYSQL_DATABASE": "users", "MYSQL_PASSWORD": user_pw})
         for name in ("product", "payment", "user"):
@@ -187,11 +78,23 @@ def test_place_order_end_to_end(stack, mariadb):
         assert cur.fetchone() == {"user_id": new_user["id"], "total_cents": price * 3,
                                   "payment_id": created["payment_id"]}
 
+    # the payment is in payment's own database, attached by the attempt's reference
+    with mariadb.root("payments") as conn, conn.cursor() as cur:
+        cur.execute("SELECT p.status, p.amount_cents FROM payments p JOIN orders.orders o ON o.reference = p.reference "
+                    "WHERE o.id = %s AND p.id = o.payment_id", (created["id"],))
+        assert cur.fetchall() == [{"status": "authorized", "amount_cents": price * 3}]
+
+    # the same order sent twice with a key: one order, one payment
+    key = {"Idempotency-Key": "e2e-" + secrets.token_hex(6)}
+    first = http("POST", order.url + "/orders", req, headers=key, timeout=10)
+    again = http("POST", order.url + "/orders", req, headers=key, timeout=10)
+    assert first[0] == again[0] == 201 and first[1] == again[1] and again[2]["Idempotent-Replayed"] == "true"
+
     # payment and product were really called
     status, pay, _ = http("GET", payment.url + f"/payments/{created['payment_id']}")
     assert status == 200 and pay["status"] == "authorized" and pay["amount_cents"] == price * 3
     assert pay["user_id"] == new_user["id"]
-    assert http("GET", product.url + "/products/P-1001")[1]["stock"] == stock_before - 3
+    assert http("GET", product.url + "/products/P-1001")[1]["stock"] == stock_before - 6
 
     # business errors travel back as proper statuses
     status, body, _ = http("POST", order.url + "/orders", {**req, "user_id": 999_999})
@@ -211,9 +114,9 @@ def test_place_order_end_to_end(stack, mariadb):
 
     # metrics: route templates + status labels, and the upstream calls
     metrics = http("GET", order.url + "/metrics")[1]
-    assert 'http_requests_total{method="POST",route="/orders",service="order",status="201"} 13.0' in metrics
+    assert 'http_requests_total{method="POST",route="/orders",service="order",status="201"} 15.0' in metrics
     assert 'http_requests_total{method="GET",route="/orders/{id}",service="order",status="200"} 1.0' in metrics
-    assert ('upstream_requests_total{method="POST",service="order",status="201",upstream="payment"} 13.0'
+    assert ('upstream_requests_total{method="POST",service="order",status="201",upstream="payment"} 14.0'
             in metrics)
     assert 'route="/orders/' + str(created["id"]) not in metrics
     assert 'route="/users/{id}",service="user",status="200"' in http("GET", user.url + "/metrics")[1]

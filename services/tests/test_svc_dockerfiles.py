@@ -54,7 +54,7 @@ def test_requirements_pinned(name):
              if line.strip() and not line.startswith("#")]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", line) for line in lines)
     assert "prometheus-client==0.26.0" in lines
-    assert ("PyMySQL==1.2.4" in lines) == (name in ("user", "order"))
+    assert ("PyMySQL==1.2.4" in lines) == (name in ("user", "order", "payment"))
 
 
 def test_dockerignore_excludes_tests_and_caches():
@@ -92,7 +92,7 @@ def test_runs_from_image_layout(name, tmp_path):
     assert sorted(p.name for p in app_dir.iterdir()) == ["app.py", "svc_common"]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     extra = {"PYTHONPATH": str(app_dir), "PYTHONDONTWRITEBYTECODE": env["PYTHONDONTWRITEBYTECODE"]}
-    if name in ("user", "order"):
+    if name in ("user", "order", "payment"):
         extra.update({"MYSQL_PORT": str(free_port()), "MYSQL_CONNECT_BACKOFF_SECONDS": "0.2"})
     svc = ServiceProcess(app_dir / "app.py", extra, name=name)
     try:

@@ -13,21 +13,22 @@ import pytest
 
 from services.tests.helpers import ServiceProcess, free_port, http, service_script, wait_until
 
-# user/order point at a port where no database listens: they must stay live (not ready)
+# user/order/payment point at a port where no database listens: they must stay live (not ready)
 # while retrying, and still shut down promptly.
+DB_SERVICES = ("user", "order", "payment")
 NO_DB = {"MYSQL_HOST": "127.0.0.1", "MYSQL_CONNECT_TIMEOUT_SECONDS": "0.5",
          "MYSQL_CONNECT_BACKOFF_SECONDS": "0.1", "MYSQL_PASSWORD": "unused"}
 
 
 @pytest.mark.parametrize("name", ["user", "product", "order", "payment"])
 def test_sigterm_graceful_exit_and_json_logs(name):
-    env = {**NO_DB, "MYSQL_PORT": str(free_port())} if name in ("user", "order") else {}
+    env = {**NO_DB, "MYSQL_PORT": str(free_port())} if name in DB_SERVICES else {}
     svc = ServiceProcess(service_script(name), env)
     try:
         svc.wait_listening()
         assert http("GET", svc.url + "/healthz")[:2] == (200, {"status": "ok", "service": name})
         status, body, _ = http("GET", svc.url + "/readyz")
-        if name in ("user", "order"):
+        if name in DB_SERVICES:
             assert status == 503 and body["checks"]["database"].startswith("error:")
         else:
             assert status == 200
@@ -99,7 +100,7 @@ def _in_flight(svc) -> bool:
 
 
 def test_readiness_fails_during_shutdown_delay():
-    svc = ServiceProcess(service_script("payment"), {"SHUTDOWN_DELAY_SECONDS": "1"}).wait_listening()
+    svc = ServiceProcess(service_script("product"), {"SHUTDOWN_DELAY_SECONDS": "1"}).wait_listening()
     try:
         assert http("GET", svc.url + "/readyz")[0] == 200
         svc.proc.send_signal(signal.SIGTERM)

@@ -1,34 +1,13 @@
 from __future__ import annotations
 
-import datetime as dt
-import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from svc_common.db import DatabaseUnavailable
 
+from services.tests.fakes import FakeUserRepo
 from services.tests.helpers import call
-from services.user.app import EmailTaken, create_app
-
-
-class FakeUserRepo:
-    def __init__(self):
-        self.users = {}
-        self.ids = itertools.count(1)
-        self.ready_error = None
-
-    def create(self, name, email):
-        if any(u["email"] == email for u in self.users.values()):
-            raise EmailTaken(email)
-        user = {"id": next(self.ids), "name": name, "email": email,
-                "created_at": dt.datetime(2024, 1, 2, 3, 4, 5)}
-        self.users[user["id"]] = user
-        return user
-
-    def get(self, user_id):
-        return self.users.get(user_id)
-
-    def check_ready(self):
-        if self.ready_error:
-            raise self.ready_error
+from services.user.app import create_app
 
 
 @pytest.fixture
@@ -89,3 +68,39 @@ def test_metrics_use_template_not_raw_path(app):
     assert 'http_requests_total{method="GET",route="/users/{id}",service="user",status="404"} 1.0' in text
     assert 'http_requests_total{method="POST",route="/users",service="user",status="201"} 1.0' in text
     assert 'route="/users/1"' not in text
+
+
+# -- issue 22 item 1: Idempotency-Key ----------------------------------------------------------------
+ADA = {"name": "Ada", "email": "ada@example.org"}
+
+
+def test_same_key_returns_the_first_user(app, repo):
+    first = call(app, "POST", "/users", ADA, headers={"Idempotency-Key": "u-1"})
+    again = call(app, "POST", "/users", ADA, headers={"Idempotency-Key": "u-1"})
+    assert first[0] == again[0] == 201 and again[1] == first[1]
+    assert again[2].headers["Idempotent-Replayed"] == "true" and len(repo.users) == 1
+    # without the key the same email is still a conflict
+    assert call(app, "POST", "/users", ADA)[0] == 409
+
+
+def test_concurrent_repeats_create_one(app, repo):
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: call(app, "POST", "/users", ADA, headers={"Idempotency-Key": "u-2"}),
+                                range(16)))
+    assert {r[0] for r in results} == {201} and len({r[1]["id"] for r in results}) == 1
+    assert len(repo.users) == 1
+
+
+def test_same_key_other_body_is_422(app):
+    call(app, "POST", "/users", ADA, headers={"Idempotency-Key": "u-3"})
+    status, body, _ = call(app, "POST", "/users", {**ADA, "name": "Eve"}, headers={"Idempotency-Key": "u-3"})
+    assert status == 422 and body["error"]["code"] == "idempotency_key_reused"
+
+
+# -- issue 22 item 7: a database outage is 503 with Retry-After, not 500 -------------------------------
+@pytest.mark.parametrize("method, path, body", [("POST", "/users", ADA), ("GET", "/users/1", None)])
+def test_database_down_is_503_with_retry_after(app, repo, method, path, body):
+    repo.error = DatabaseUnavailable("cannot connect to the database: refused")
+    status, payload, resp = call(app, method, path, body)
+    assert status == 503 and payload["error"]["code"] == "database_unavailable"
+    assert resp.headers["Retry-After"] == "1"

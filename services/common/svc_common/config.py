@@ -107,6 +107,9 @@ class ServerConfig:
     #: Socket timeout for reading a request / idle keep-alive connections.
     request_timeout: float = 30.0
     max_body_bytes: int = 1024 * 1024
+    #: /readyz answers within this many seconds, whatever its checks do (a hanging dependency
+    #: is reported as not ready); below the readiness probe's timeoutSeconds.
+    readiness_timeout: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServerConfig":
@@ -121,6 +124,8 @@ class ServerConfig:
             request_timeout=env_float("REQUEST_TIMEOUT_SECONDS", cls.request_timeout, minimum=0.1,
                                       environ=environ),
             max_body_bytes=env_int("MAX_BODY_BYTES", cls.max_body_bytes, minimum=1, environ=environ),
+            readiness_timeout=env_float("READINESS_TIMEOUT_SECONDS", cls.readiness_timeout, minimum=0.05,
+                                        environ=environ),
         )
 
 
@@ -143,7 +148,11 @@ class DBConfig:
     ssl_ca: str | None = None
     connect_timeout: float = 5.0
     query_timeout: float = 10.0
-    pool_size: int = 4
+    #: Connections open at most (borrowers wait for a free one up to ``pool_timeout``, then 503).
+    pool_size: int = 8
+    pool_timeout: float = 2.0
+    #: Connect/read timeout of the readiness probe's own connection.
+    probe_timeout: float = 1.0
     #: 0 = retry forever (the service stays live but not ready meanwhile).
     connect_retries: int = 0
     retry_backoff: float = 0.5
@@ -165,6 +174,8 @@ class DBConfig:
             query_timeout=env_float("MYSQL_QUERY_TIMEOUT_SECONDS", cls.query_timeout, minimum=0.1,
                                     environ=environ),
             pool_size=env_int("MYSQL_POOL_SIZE", cls.pool_size, minimum=1, environ=environ),
+            pool_timeout=env_float("MYSQL_POOL_TIMEOUT_SECONDS", cls.pool_timeout, minimum=0.01, environ=environ),
+            probe_timeout=env_float("READINESS_TIMEOUT_SECONDS", cls.probe_timeout, minimum=0.05, environ=environ),
             connect_retries=env_int("MYSQL_CONNECT_RETRIES", cls.connect_retries, minimum=0, environ=environ),
             retry_backoff=env_float("MYSQL_CONNECT_BACKOFF_SECONDS", cls.retry_backoff, minimum=0.01,
                                     environ=environ),

@@ -14,12 +14,14 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .config import ConfigError, ServerConfig
 from .jsonlog import configure_logging
-from .web import App, HTTPError, Response, error_response
+from .web import App, HTTPError, Response
 
 
 class _Server(ThreadingHTTPServer):
@@ -47,61 +49,95 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Adapts http.server to ``App``; ``make_handler`` binds ``app`` and ``config``."""
+
+    protocol_version = "HTTP/1.1"
+    app: App
+    config: ServerConfig
+
+    def setup(self) -> None:
+        super().setup()
+        # Responses go out in one write (see _write), and small writes are never held back
+        # waiting for the peer's (delayed) ACK: no 40 ms Nagle stall on keep-alive connections.
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket (tests may use a socketpair)
+            pass
+
+    def version_string(self) -> str:
+        return f"{self.app.service}-service"
+
+    def _dispatch(self) -> None:
+        with self.app.tracking_in_flight():
+            self._write(self._read_and_handle())
+
+    def _write(self, response: Response) -> None:
+        """Status line, headers and body in a single write."""
+        if self.app.draining.is_set():
+            self.close_connection = True
+        self.send_response(response.status)
+        headers = dict(response.headers)
+        headers.setdefault("Content-Length", str(len(response.body)))
+        headers["Content-Type"] = response.content_type
+        if self.close_connection:
+            headers["Connection"] = "close"
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self._headers_buffer.append(b"\r\n")
+        if response.body and self.command != "HEAD":
+            self._headers_buffer.append(response.body)
+        self.flush_headers()  # joins the buffer: one write
+
+    def _read_and_handle(self) -> Response:
+        start = time.perf_counter()
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            return self.app.reject(self.command, self.path, HTTPError(
+                411, "chunked requests are not supported", code="length_required"), start)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            return self.app.reject(self.command, self.path, HTTPError(400, "invalid Content-Length"), start)
+        if length > self.config.max_body_bytes:
+            self.close_connection = True
+            return self.app.reject(self.command, self.path, HTTPError(
+                413, f"request body larger than {self.config.max_body_bytes} bytes"), start)
+        body = self.rfile.read(length) if length else b""
+        return self.app.handle(self.command, self.path, dict(self.headers.items()), body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors http.server raises itself (malformed request line 400, 414, 431, 501 unknown
+        method, 505): the services' JSON error, counted and access-logged (not stdlib HTML)."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self.close_connection = True
+        if not str(getattr(self, "request_version", "")).startswith("HTTP/1."):
+            self.request_version = "HTTP/1.1"  # always a status line, even for an HTTP/0.9-style line
+        method = getattr(self, "command", None) or ""
+        response = self.app.reject(method, getattr(self, "path", None) or "", HTTPError(code, message or phrase))
+        self._write(response)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        # Access logs are emitted (as JSON) by App.handle; this only sees protocol errors.
+        self.app.log.debug("http.server: " + (format % args), extra={"client": self.client_address[0]})
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # App.handle / App.reject write the access log line
+
+    def log_error(self, format: str, *args: object) -> None:  # noqa: A002
+        self.app.log.warning("http.server: " + (format % args), extra={"client": self.client_address[0]})
+
+
 def make_handler(app: App, config: ServerConfig) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = config.request_timeout
-
-        def version_string(self) -> str:
-            return f"{app.service}-service"
-
-        def _dispatch(self) -> None:
-            with app.tracking_in_flight():
-                self._respond()
-
-        def _respond(self) -> None:
-            response = self._read_and_handle()
-            if app.draining.is_set():
-                self.close_connection = True
-            self.send_response(response.status)
-            headers = dict(response.headers)
-            headers.setdefault("Content-Length", str(len(response.body)))
-            headers["Content-Type"] = response.content_type
-            if self.close_connection:
-                headers["Connection"] = "close"
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if response.body:
-                self.wfile.write(response.body)
-
-        def _read_and_handle(self) -> Response:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self.close_connection = True
-                return error_response(HTTPError(411, "chunked requests are not supported", code="length_required"))
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length < 0:
-                    raise ValueError
-            except ValueError:
-                self.close_connection = True
-                return error_response(HTTPError(400, "invalid Content-Length"))
-            if length > config.max_body_bytes:
-                self.close_connection = True
-                return error_response(HTTPError(413, f"request body larger than {config.max_body_bytes} bytes"))
-            body = self.rfile.read(length) if length else b""
-            return app.handle(self.command, self.path, dict(self.headers.items()), body)
-
-        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-            # Access logs are emitted (as JSON) by App.handle; this only sees protocol errors.
-            app.log.debug("http.server: " + (format % args), extra={"client": self.client_address[0]})
-
-        def log_error(self, format: str, *args: object) -> None:  # noqa: A002
-            app.log.warning("http.server: " + (format % args), extra={"client": self.client_address[0]})
-
-    return Handler
+    return type("Handler", (_Handler,), {"app": app, "config": config, "timeout": config.request_timeout})
 
 
 class ServiceRunner:
@@ -187,6 +223,7 @@ def run_service(service: str, build_app: Callable[[], App], environ: Mapping[str
     except ConfigError as exc:
         logging.getLogger(service).error("invalid configuration", extra={"error": str(exc)})
         return 2
+    app.readiness.timeout = config.readiness_timeout
     try:
         runner = ServiceRunner(app, config)
     except OSError as exc:  # e.g. port already in use

@@ -21,7 +21,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .context import request_id_var
+from .errors import HTTPError, ServiceUnavailable, default_code
 from .metrics import Metrics
+from .payload import parse_json, require_int, require_str
+from .readiness import DEFAULT_TIMEOUT_SECONDS, Readiness
 
 JSON_CONTENT_TYPE = "application/json"
 UNMATCHED_ROUTE = "<unmatched>"
@@ -31,24 +34,8 @@ _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _POSITIVE_INT = re.compile(r"^[1-9][0-9]{0,17}$")
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
-
-class HTTPError(Exception):
-    """Raise from a handler to return a JSON error response."""
-
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 details: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code or _default_code(status)
-        self.details = dict(details or {})
-        self.headers = dict(headers or {})
-
-
-def _default_code(status: int) -> str:
-    return {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
-            413: "payload_too_large", 422: "unprocessable_entity", 500: "internal_error",
-            502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout"}.get(status, "error")
+__all__ = ["App", "HTTPError", "Request", "Response", "Router", "ServiceUnavailable", "default_code",
+           "error_response", "json_response", "require_int", "require_str"]
 
 
 @dataclass
@@ -95,13 +82,8 @@ class Request:
     request_id: str
 
     def json(self) -> Any:
-        """The body parsed as JSON, or a 400 error."""
-        if not self.body:
-            raise HTTPError(400, "request body must be a JSON document")
-        try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HTTPError(400, f"invalid JSON: {exc}") from None
+        """The body parsed as JSON, or a 400 error (also for nesting and integer bombs)."""
+        return parse_json(self.body)
 
     def json_object(self) -> dict[str, Any]:
         payload = self.json()
@@ -177,7 +159,7 @@ class App:
     """A service: routes + health/readiness/metrics + lifecycle hooks."""
 
     def __init__(self, service: str, *, logger: logging.Logger | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, readiness_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.service = service
         self.log = logger or logging.getLogger(service)
         self.access_log = logging.getLogger(f"{service}.access")
@@ -185,7 +167,7 @@ class App:
         self.router = Router()
         #: Set once shutdown has started: /readyz fails, keep-alive is disabled.
         self.draining = threading.Event()
-        self._readiness: list[tuple[str, Callable[[], Any]]] = []
+        self.readiness = Readiness(readiness_timeout)
         self._startup: list[Callable[["App"], None]] = []
         self._shutdown: list[Callable[[], None]] = []
         self._in_flight = 0
@@ -202,8 +184,9 @@ class App:
         return decorator
 
     def add_readiness_check(self, name: str, check: Callable[[], Any]) -> None:
-        """``check`` raises (or returns False) when the dependency is not usable."""
-        self._readiness.append((name, check))
+        """``check`` raises (or returns False) when the dependency is not usable; /readyz waits
+        at most ``readiness_timeout`` seconds for it (a hanging check reports an error)."""
+        self.readiness.add(name, check)
 
     def on_startup(self, fn: Callable[["App"], None]) -> None:
         self._startup.append(fn)
@@ -258,7 +241,6 @@ class App:
         request_id = incoming_id if _REQUEST_ID_OK.fullmatch(incoming_id) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         method = method.upper()
-        method_label = method if method in KNOWN_METHODS else "OTHER"
         route = UNMATCHED_ROUTE
         path = target
         try:
@@ -283,18 +265,31 @@ class App:
                 self.log.exception("unhandled error", extra={"method": method, "path": path, "route": route})
                 response = error_response(HTTPError(500, "internal server error"), request_id)
             response.headers.setdefault("X-Request-ID", request_id)
-            elapsed = time.perf_counter() - start
-            self.metrics.observe_request(route, method_label, response.status, elapsed)
-            quiet = route in _QUIET_ROUTES and response.status < 500
-            self.access_log.log(logging.DEBUG if quiet else logging.INFO, "request",
-                                extra={"method": method, "path": path, "route": route,
-                                       "status": response.status, "duration_ms": round(elapsed * 1000, 3)})
+            self._observe(method, path, route, response.status, start)
         finally:
             request_id_var.reset(token)
         if method == "HEAD":
             response.headers.setdefault("Content-Length", str(len(response.body)))
             response.body = b""
         return response
+
+    def reject(self, method: str, target: str, err: HTTPError, start: float | None = None) -> Response:
+        """The response to a request refused before routing (bad request line, 411, 413, 414,
+        431, 501): a JSON error, counted in the metrics and access-logged like any request."""
+        request_id = uuid.uuid4().hex
+        response = error_response(err, request_id)
+        response.headers["X-Request-ID"] = request_id
+        self._observe(method.upper(), target[:256], UNMATCHED_ROUTE, err.status,
+                      time.perf_counter() if start is None else start)
+        return response
+
+    def _observe(self, method: str, path: str, route: str, status: int, start: float) -> None:
+        elapsed = time.perf_counter() - start
+        self.metrics.observe_request(route, method if method in KNOWN_METHODS else "OTHER", status, elapsed)
+        quiet = route in _QUIET_ROUTES and status < 500
+        self.access_log.log(logging.DEBUG if quiet else logging.INFO, "request",
+                            extra={"method": method, "path": path, "route": route,
+                                   "status": status, "duration_ms": round(elapsed * 1000, 3)})
 
     # -- built-in endpoints --------------------------------------------------------------
     def _healthz(self, _req: Request) -> Response:
@@ -303,17 +298,7 @@ class App:
     def _readyz(self, _req: Request) -> Response:
         if self.draining.is_set():
             return json_response({"status": "draining", "service": self.service}, 503)
-        checks: dict[str, str] = {}
-        ok = True
-        for name, check in self._readiness:
-            try:
-                result = check()
-                if result is False:
-                    raise RuntimeError("check returned False")
-                checks[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - report, don't crash
-                ok = False
-                checks[name] = f"error: {exc}"
+        ok, checks = self.readiness.run()
         return json_response({"status": "ready" if ok else "not ready", "service": self.service,
                               "checks": checks}, 200 if ok else 503)
 
@@ -322,29 +307,3 @@ class App:
         return Response(200, body, content_type)
 
 
-# -- validation helpers shared by the services -----------------------------------------------
-def require_int(payload: Mapping[str, Any], name: str, *, minimum: int | None = None,
-                maximum: int | None = None) -> int:
-    value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise HTTPError(400, f"'{name}' must be an integer", code="validation_error", details={"field": name})
-    if minimum is not None and value < minimum:
-        raise HTTPError(400, f"'{name}' must be >= {minimum}", code="validation_error", details={"field": name})
-    if maximum is not None and value > maximum:
-        raise HTTPError(400, f"'{name}' must be <= {maximum}", code="validation_error", details={"field": name})
-    return value
-
-
-def require_str(payload: Mapping[str, Any], name: str, *, max_length: int = 255,
-                pattern: re.Pattern[str] | None = None) -> str:
-    value = payload.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise HTTPError(400, f"'{name}' must be a non-empty string", code="validation_error",
-                        details={"field": name})
-    value = value.strip()
-    if len(value) > max_length:
-        raise HTTPError(400, f"'{name}' must be at most {max_length} characters", code="validation_error",
-                        details={"field": name})
-    if pattern is not None and not pattern.fullmatch(value):
-        raise HTTPError(400, f"'{name}' is not valid", code="validation_error", details={"field": name})
-    return value
