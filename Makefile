@@ -24,9 +24,10 @@ $(TOOLS)/.installed: requirements-tools.txt
 venv: $(VENV)/.installed
 tools: $(TOOLS)/.installed
 
-## make test: create the venvs, install everything, run the whole test suite, then the consumer check.
+## make test: create the venvs, install everything, run the whole test suite (with the reason of every
+## skipped test: -rs), then the consumer check. PYTEST_ARGS: more pytest options (.ci/run adds a JUnit report).
 test: venv tools
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -rs $(PYTEST_ARGS)
 	$(MAKE) test-consumer
 
 ## make lint: ruff (rule set in pyproject.toml) on the whole repository, mypy on the library.
@@ -56,10 +57,16 @@ render: venv
 render-all: venv
 	for s in dev staging prod; do $(VENV)/bin/python -m stacks.render --stack $$s --out build/render/$$s -q || exit 1; done
 
-## Every missing or too-old tool in one pass, then what to do without them.
+## Every missing or too-old tool in one pass (Python, Pulumi CLI, Docker and its engine, kind and its
+## version, kubectl), then what to do without them.
 KIND_MIN := 0.31.0
+PYTHON_MIN := 3.11
 check-tools:
 	@missing=0; \
+	py=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	if [ -z "$$py" ]; then missing=1; echo "missing: $(PYTHON) (Python >= $(PYTHON_MIN)) -> https://www.python.org/downloads/  (or make up PYTHON=python3.11)"; \
+	elif [ "$$(printf '%s\n%s\n' "$(PYTHON_MIN)" "$$py" | sort -V | head -n1)" != "$(PYTHON_MIN)" ]; then \
+	  missing=1; echo "too old: $(PYTHON) is Python $$py (needs >= $(PYTHON_MIN)) -> install Python $(PYTHON_MIN)+ and run: make up PYTHON=python$(PYTHON_MIN)"; fi; \
 	for t in pulumi docker kind kubectl; do \
 	  if ! command -v $$t >/dev/null 2>&1; then missing=1; case $$t in \
 	    pulumi) echo "missing: Pulumi CLI -> curl -fsSL https://get.pulumi.com | sh   (https://www.pulumi.com/docs/install/)";; \

@@ -37,6 +37,7 @@ def _by_tier(attr: str, show=repr) -> str:
 #: Keys whose default depends on the tier (the values: stacks/config/tiers.py, table below).
 TIER_DEFAULTS = {
     "services[].replicas": _by_tier("service_replicas", str) + f" (prod needs >= {TIERS['prod'].min_service_replicas})",
+    "services[].resources": "`service_resources` (below) when the service sets no `resources`",
     "services[].autoscaling.min_replicas": "the service's replicas",
     "services[].autoscaling.max_replicas": "max(3 x replicas, 3)",
     "clusters[].aws.nat_per_zone": _by_tier("aws_nat_per_zone", str),

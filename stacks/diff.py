@@ -1,18 +1,22 @@
 """Readable markdown diff of two offline renders (what a pull request changes in the platform).
 
     python -m stacks.diff BASE_DIR HEAD_DIR [--max-value 80] [--max-chars 60000] [--title TEXT]
+                          [--base-errors FILE] [--head-errors FILE]
 
 Reads ``plan.json`` of each render and matches resources by URN: added, removed, replaced (a
-field that forces replacement changed: :data:`REPLACE_ON`) and changed, with the changed fields as
-dotted paths ``old -> new``. Grouped by cluster (Kubernetes objects: the cluster of their provider)
-and component (nearest ``cnplatform:*`` ancestor). Secrets (``[secret]``, ``secret::``) print as
-``(secret)``; long values are truncated. Always exits 0 (a report) with a summary line; a missing
-``plan.json`` counts as an empty render (everything added / removed) and is noted.
+field that forces replacement changed: ``stacks.compare.REPLACE_ON``) and changed, with the changed fields as
+dotted paths ``old -> new``; lists whose order means nothing (``stacks.compare.SET_LIKE``: policy peers,
+principals, ports...) as members added and removed (``- order, + cart``). Grouped by cluster (Kubernetes
+objects: the cluster of their provider) and component (nearest ``cnplatform:*`` ancestor), after the
+footprint change per cluster (``footprint.json``: requests against allocatable, by layer). Secrets
+(``[secret]``, ``secret::``) print as ``(secret)``; long values are truncated. Always exits 0 (a report)
+with a summary line. A side without ``plan.json`` counts as an empty render (everything added / removed)
+and is noted, unless its render failed (``--base-errors``/``--head-errors``: what it printed): then its
+errors are shown, and a failed head is not compared.
 """
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 from collections import Counter, defaultdict
@@ -20,60 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-SECRET = "(secret)"
-MISSING = object()
+from stacks.compare import MISSING, field_changes, member_change, member_label, replacement_fields, set_like_for
+from stacks.footprint_diff import footprint_lines, load_footprint
 
-#: (type glob, field path) pairs: a change at or under such a path replaces the resource. "*" = any input.
-#: Kubernetes immutable fields, cloud identity/placement fields, and providers whose every input is ForceNew.
-REPLACE_ON: list[tuple[str, str]] = [
-    ("kubernetes:*", "metadata.name"),
-    ("kubernetes:*", "metadata.namespace"),
-    ("kubernetes:apps/v1:Deployment", "spec.selector"),
-    ("kubernetes:apps/v1:DaemonSet", "spec.selector"),
-    ("kubernetes:apps/v1:ReplicaSet", "spec.selector"),
-    ("kubernetes:apps/v1:StatefulSet", "spec.selector"),
-    ("kubernetes:apps/v1:StatefulSet", "spec.serviceName"),
-    ("kubernetes:apps/v1:StatefulSet", "spec.volumeClaimTemplates"),
-    ("kubernetes:apps/v1:StatefulSet", "spec.podManagementPolicy"),
-    ("kubernetes:batch/v1:Job", "spec.template"),
-    ("kubernetes:batch/v1:Job", "spec.selector"),
-    ("kubernetes:core/v1:Service", "spec.clusterIP"),
-    ("kubernetes:core/v1:Service", "spec.clusterIPs"),
-    ("kubernetes:core/v1:PersistentVolumeClaim", "spec.storageClassName"),
-    ("kubernetes:core/v1:PersistentVolumeClaim", "spec.accessModes"),
-    ("kubernetes:core/v1:PersistentVolumeClaim", "spec.volumeName"),
-    ("kubernetes:core/v1:Secret", "type"),
-    ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "roleRef"),
-    ("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "roleRef"),
-    ("kubernetes:helm.sh/v4:Chart", "name"),
-    ("kubernetes:helm.sh/v4:Chart", "namespace"),
-    ("kubernetes:helm.sh/v3:Release", "name"),
-    ("kubernetes:helm.sh/v3:Release", "namespace"),
-    ("aws:*", "name"),
-    ("aws:*", "namePrefix"),
-    ("aws:*", "region"),
-    ("aws:*", "availabilityZone"),
-    ("aws:*", "cidrBlock"),
-    ("aws:*", "vpcId"),
-    ("aws:*", "engine"),
-    ("aws:*", "identifier"),
-    ("aws:*", "bucket"),
-    ("aws:*", "clusterName"),
-    ("aws:*", "nodeGroupName"),
-    ("aws:*", "kmsKeyId"),
-    ("gcp:*", "name"),
-    ("gcp:*", "project"),
-    ("gcp:*", "region"),
-    ("gcp:*", "location"),
-    ("gcp:*", "zone"),
-    ("gcp:*", "network"),
-    ("gcp:*", "ipCidrRange"),
-    ("gcp:*", "databaseVersion"),
-    ("random:*", "*"),
-    ("tls:*", "*"),
-    ("command:local:Command", "triggers"),
-    ("pulumi:providers:*", "*"),
-]
+SECRET = "(secret)"
 
 ACTIONS = ("add", "remove", "replace", "change")
 MARK = {"add": "+", "remove": "-", "replace": "-/+", "change": "~"}
@@ -125,33 +79,6 @@ def component_of(res: dict, index: dict[str, dict]) -> str:
 
 
 # ---------------------------------------------------------------------------------- comparison
-
-
-def field_changes(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
-    """(dotted path, old, new) of every leaf that differs; MISSING marks an absent side."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new), key=str):
-            here = f"{path}.{key}" if path else str(key)
-            out += field_changes(old.get(key, MISSING), new.get(key, MISSING), here)
-        return out
-    if isinstance(old, list) and isinstance(new, list):
-        out = []
-        for i in range(max(len(old), len(new))):
-            out += field_changes(old[i] if i < len(old) else MISSING, new[i] if i < len(new) else MISSING,
-                                 f"{path}[{i}]")
-        return out
-    return [] if old == new else [(path or "(root)", old, new)]
-
-
-def _path_under(path: str, prefix: str) -> bool:
-    return prefix == "*" or path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "[")
-
-
-def replacement_fields(type_: str, paths: list[str]) -> list[str]:
-    """The changed paths of a resource of ``type_`` that force its replacement."""
-    rules = [prefix for pattern, prefix in REPLACE_ON if fnmatch.fnmatchcase(type_, pattern)]
-    return [p for p in paths if any(_path_under(p, prefix) for prefix in rules)]
 
 
 def _is_secret(value: Any) -> bool:
@@ -234,7 +161,7 @@ def diff_plans(base: Optional[dict], head: Optional[dict]) -> tuple[list[Entry],
         elif new is None:
             entry.action = "remove"
         else:
-            changes = field_changes(_compared(old), _compared(new))
+            changes = field_changes(_compared(old), _compared(new), set_like=set_like_for(res["type"]))
             if not changes:
                 unchanged += 1
                 continue
@@ -260,20 +187,75 @@ def summary_line(entries: list[Entry], unchanged: int) -> str:
             + f", {unchanged} unchanged")
 
 
+def _field_lines(fields: list[tuple[str, Any, Any]], limit: int) -> list[str]:
+    """One line per changed leaf (``path: old -> new``); the members added to or removed from a set-like
+    list on one line: ``path: - order, + cart``."""
+    lines: list[Any] = []
+    members: dict[str, list[str]] = {}
+    for path, old, new in fields:
+        member = member_change(path)
+        if member is None:
+            lines.append(f"  - `{path}`: {show(old, limit)} -> {show(new, limit)}{_multiline_detail(old, new, limit)}")
+            continue
+        key, sign = member
+        if key not in members:
+            members[key] = []
+            lines.append((key,))
+        label = member_label(mask(new if sign == "+" else old))
+        members[key].append(f"{sign} `{label if len(label) <= limit else label[:limit - 1] + '…'}`")
+    return [f"  - `{line[0]}`: {', '.join(members[line[0]])}" if isinstance(line, tuple) else line for line in lines]
+
+
+def _failed(errors: dict[str, str]) -> list[str]:
+    """A quoted block per side whose render failed, with its errors (e.g. a ``build:`` directory missing)."""
+    lines = []
+    for side, text in errors.items():
+        lines += [f"> :warning: **The {side} render failed**; its errors:", ">", "> ```"]
+        lines += [f"> {line}" for line in text.rstrip().splitlines()] + ["> ```", ""]
+    return lines
+
+
 def format_markdown(base: Optional[dict], head: Optional[dict], *, title: str = "Platform plan diff",
-                    max_value: int = 80, max_chars: int = 60000, notes: Optional[list[str]] = None) -> str:
-    entries, unchanged = diff_plans(base, head)
+                    max_value: int = 80, max_chars: int = 60000, notes: Optional[list[str]] = None,
+                    footprints: tuple[Optional[dict], Optional[dict]] = (None, None),
+                    errors: Optional[dict[str, str]] = None) -> str:
+    """The report. ``footprints``: base's and head's ``footprint.json``; ``errors``: per side ("base",
+    "head") the errors of its failed render: a failed head is not compared (it is not "everything removed")."""
     lines = [f"## {title}", ""]
     lines += [f"> {n}" for n in notes or []]
     if notes:
         lines.append("")
+    lines += _failed(errors or {})
     stack = (head or base or {}).get("stack", "?")
+    if head is None and "head" in (errors or {}):
+        lines += [f"Stack `{stack}`: **not compared**: the head render failed (errors above).", "",
+                  "Summary: not compared (the head render failed)"]
+        return "\n".join(lines) + "\n"
+    entries, unchanged = diff_plans(base, head)
     if not entries and (base or {}).get("outputs") == (head or {}).get("outputs"):
         lines += [f"Stack `{stack}`: **no changes**.", "", summary_line(entries, unchanged)]
         return "\n".join(lines) + "\n"
     counts = Counter(e.action for e in entries)
     lines.append(f"Stack `{stack}`: " + ", ".join(f"**{counts[a]}** to {a}" for a in ACTIONS)
                  + f" ({unchanged} unchanged).")
+    lines += footprint_lines(*footprints)
+    lines += _resource_lines(entries, max_value)
+    out_changes = field_changes((base or {}).get("outputs") or {}, (head or {}).get("outputs") or {})
+    if out_changes:
+        lines += ["", "### Stack outputs", ""]
+        lines += [f"- `{p}`: {show(a, max_value)} -> {show(b, max_value)}" for p, a, b in out_changes]
+    lines += ["", summary_line(entries, unchanged)]
+    text = "\n".join(lines) + "\n"
+    if len(text) > max_chars:
+        cut = text[: max_chars - 200].rsplit("\n", 1)[0]
+        text = cut + "\n\n… (truncated)\n\n" + summary_line(entries, unchanged) + "\n"
+    return text
+
+
+def _resource_lines(entries: list[Entry], max_value: int) -> list[str]:
+    """Per cluster, per component: each resource added, removed, replaced or changed (many added or
+    removed in one component: counted by type)."""
+    lines: list[str] = []
     groups: dict[str, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
     for e in entries:
         groups[e.cluster][e.component].append(e)
@@ -292,19 +274,13 @@ def format_markdown(base: Optional[dict], head: Optional[dict], *, title: str = 
                 lines.append(f"- `{MARK[e.action]}` {e.action} `{e.type}` **{e.name}**")
                 if e.action == "replace":
                     lines.append(f"  - replaced because of: {', '.join(f'`{p}`' for p in e.replace_fields)}")
-                for path, old, new in e.fields:
-                    detail = _multiline_detail(old, new, max_value)
-                    lines.append(f"  - `{path}`: {show(old, max_value)} -> {show(new, max_value)}{detail}")
-    out_changes = field_changes((base or {}).get("outputs") or {}, (head or {}).get("outputs") or {})
-    if out_changes:
-        lines += ["", "### Stack outputs", ""]
-        lines += [f"- `{p}`: {show(a, max_value)} -> {show(b, max_value)}" for p, a, b in out_changes]
-    lines += ["", summary_line(entries, unchanged)]
-    text = "\n".join(lines) + "\n"
-    if len(text) > max_chars:
-        cut = text[: max_chars - 200].rsplit("\n", 1)[0]
-        text = cut + "\n\n… (truncated)\n\n" + summary_line(entries, unchanged) + "\n"
-    return text
+                lines += _field_lines(e.fields, max_value)
+    return lines
+
+
+def _read_errors(path: Optional[str]) -> str:
+    file = Path(path) if path else None
+    return file.read_text() if file is not None and file.is_file() else ""
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -314,12 +290,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--title", default="Platform plan diff")
     parser.add_argument("--max-value", type=int, default=80, help="truncate values longer than this")
     parser.add_argument("--max-chars", type=int, default=60000, help="truncate the report (PR comment limit)")
+    for side in ("base", "head"):
+        parser.add_argument(f"--{side}-errors", metavar="FILE",
+                            help=f"what the {side} render printed on stderr (shown when it wrote no plan.json)")
     args = parser.parse_args(argv)
     base, head = load_plan(Path(args.base)), load_plan(Path(args.head))
+    errors = {side: text for side, plan, text in (("base", base, _read_errors(args.base_errors)),
+                                                  ("head", head, _read_errors(args.head_errors)))
+              if plan is None and text.strip()}
     notes = [f"{name}: no plan.json in `{path}` (render failed or missing); compared as empty"
-             for name, path, plan in (("base", args.base, base), ("head", args.head, head)) if plan is None]
+             for name, path, plan in (("base", args.base, base), ("head", args.head, head))
+             if plan is None and name not in errors]
     sys.stdout.write(format_markdown(base, head, title=args.title, max_value=args.max_value,
-                                     max_chars=args.max_chars, notes=notes))
+                                     max_chars=args.max_chars, notes=notes, errors=errors,
+                                     footprints=(load_footprint(Path(args.base)), load_footprint(Path(args.head)))))
     return 0
 
 

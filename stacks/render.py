@@ -4,8 +4,10 @@
 
 Writes ``plan.json`` (every resource: urn, type, name, parent, provider, depends_on, protect,
 inputs; stack outputs; secrets shown as "[secret]"), ``manifests/<cluster>/<ns|_cluster>/<Kind>-<name>.yaml``,
-``helm/<cluster>/<chart>.yaml`` + ``charts.json``, ``iam/<name>.iam.json``. Prints a summary and
-the footprint. A bad config exits 2 with every error on stderr and writes nothing. Deterministic.
+``helm/<cluster>/<chart>.yaml`` + ``charts.json``, ``iam/<name>.iam.json``, ``footprint.json``. Prints
+per cluster its resources, requests against allocatable and warnings, then the footprint by layer and
+the time taken (``--verbose``: resources by type too). A bad config exits 2 with every error on stderr
+and writes nothing. Deterministic.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Optional
@@ -24,8 +27,9 @@ from cnplatform.testing import Capture, Registration, unwrap
 from cnplatform.validation import ArgsError
 from stacks.checks import check_config
 from stacks.checks.footprint import report
-from stacks.config import PROJECT, ROOT, ConfigError, secret_config_keys, stack_file
+from stacks.config import PROJECT, ROOT, ConfigError, StackConfig, secret_config_keys, stack_file
 from stacks.offline import run_stack
+from stacks.summary import WarningLog, by_cluster, footprint_data, format_summary, warning_lines
 
 SECRET_MASK = "[secret]"
 HELM_CHART_TYPES = ("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Release")
@@ -131,6 +135,8 @@ def render(capture: Capture, out: Path) -> dict[str, Counter]:
         files[out / "helm" / cluster / "charts.json"] = json.dumps(
             {"releases": sorted(entries, key=lambda e: e["name"])}, indent=2, sort_keys=True) + "\n"
     files[out / "plan.json"] = json.dumps(plan(capture), indent=2, sort_keys=True) + "\n"
+    if isinstance(capture.config, StackConfig):  # the footprint the diff compares (python -m stacks.diff)
+        files[out / "footprint.json"] = json.dumps(footprint_data(capture.config), indent=2, sort_keys=True) + "\n"
     if out.exists():
         shutil.rmtree(out)
     for path, text in sorted(files.items()):
@@ -153,11 +159,13 @@ def _chart_entry(reg: Registration) -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    started = time.monotonic()
     parser = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--config", help="a stack config file in the Pulumi.<stack>.yaml format")
     parser.add_argument("--out", required=True, help="output directory (replaced)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors (on stderr)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print the resources by type")
     args = parser.parse_args(argv)
 
     try:
@@ -165,21 +173,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as err:
         print(err.report(args.stack), file=sys.stderr)
         return 2
+    messages = []
     for key in sorted(secret_config_keys(cfg) - set(secure)):
         # `pulumi up` refuses a stack without them; offline they are placeholders like any secret.
-        print(f"warning: stack secret {key!r} is not set (pulumi config set --secret {key} ...); "
-              "rendering a placeholder", file=sys.stderr)
+        messages.append(f"secret {key!r} is not set (pulumi config set --secret {key} ...): "
+                        "rendered as a placeholder")
         secure[key] = "unset"
     try:
-        capture = run_stack(cfg, stack=args.stack, raw=raw, secure=secure)
+        with WarningLog() as log:
+            capture = run_stack(cfg, stack=args.stack, raw=raw, secure=secure)
     except ArgsError as err:  # a rule the config validation should have had: still exit 2, nothing written
         print(f"stack {args.stack!r}: a component rejected its arguments (please report: the config "
               f"validation should have caught this):\n{err}", file=sys.stderr)
         return 2
-    summary = render(capture, Path(args.out))
-    if not args.quiet:
-        print(format_summary(args.stack, summary, args.out))
-        print(report(cfg))
+    counts = render(capture, Path(args.out))
+    clusters = [c.name for c in cfg.clusters]
+    warnings = by_cluster(log.messages + messages, clusters)
+    if args.quiet:
+        for line in warning_lines(warnings, clusters):
+            print(line, file=sys.stderr)
+    else:
+        print(format_summary(args.stack, counts, footprint_data(cfg), warnings, time.monotonic() - started,
+                             args.out, report(cfg), verbose=args.verbose))
     return 0
 
 
@@ -195,16 +210,6 @@ def validated(stack: str, config: Optional[str], out: str) -> tuple[Any, dict, d
     if errors:
         raise ConfigError(errors)
     return cfg, raw, secure
-
-
-def format_summary(stack: str, summary: dict[str, Counter], out: str) -> str:
-    total = sum(sum(c.values()) for c in summary.values())
-    lines = [f"rendered stack {stack!r}: {total} resources -> {out}"]
-    for cluster in sorted(summary):
-        lines.append(f"  {cluster}: {sum(summary[cluster].values())}")
-        for type_, n in sorted(summary[cluster].items()):
-            lines.append(f"    {n:>4}  {type_}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

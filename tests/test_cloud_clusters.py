@@ -492,7 +492,7 @@ def test_eks_admins_are_declared_from_the_first_up_and_never_flip_the_bootstrap(
                if inputs(r)["type"] == "STANDARD"]
     assert entries == [DEPLOYER]
     more = run_cluster(stack_raw("staging", {**EKS, "aws": {"deployer_role_arns": [DEPLOYER],
-                                                             "admin_role_arns": ["arn:aws:iam::1:role/a"]}}))[0]
+                                                             "admin_role_arns": ["arn:aws:iam::111111111111:role/a"]}}))[0]
     assert inputs(one(more, "aws:eks/cluster:Cluster"))["accessConfig"] == cluster["accessConfig"]
 
 

@@ -9,7 +9,9 @@ from cnplatform.addons.cert_manager import CertManagerArgs
 from cnplatform.addons.certificate import TlsCertificateArgs
 from cnplatform.addons.metrics_server import MetricsServerArgs
 from cnplatform.cicd.jenkins import JenkinsArgs
+from cnplatform.cluster.eks_spec import EksClusterArgs
 from cnplatform.cluster.gke import GkeClusterArgs
+from cnplatform.cluster.karpenter import KarpenterArgs
 from cnplatform.cluster.local import LocalClusterArgs
 from cnplatform.database.mysql import MySqlDatabaseArgs
 from cnplatform.mesh.egress import ExternalServiceArgs
@@ -56,6 +58,32 @@ TABLE = {
     "GkeCluster": (GkeClusterArgs, {"project": "p", "region": "europe-west1"}, [
         ({"master_cidr": "172.16.0.0/24"}, "master_cidr", "/28"),
         ({"master_authorized_networks": ["everyone"]}, "master_authorized_networks[0]", "is not a CIDR"),
+        ({"zones": ["us-east1-b"]}, "zones[0]", "not a zone of the cluster's region 'europe-west1'"),
+    ]),
+    "EksCluster": (EksClusterArgs, {"region": "us-east-1"}, [
+        ({"region": "us-east1"}, "region", "is not an AWS region"),
+        ({"zones": ["eu-west-1a"]}, "zones[0]", "not a zone of the cluster's region 'us-east-1'"),
+        ({"zones": ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]}, "zones", "at most 3"),
+        ({"vpc_cidr": "10.0.0.0/26"}, "vpc_cidr", "between /16 and /24"),
+        ({"vpc_cidr": "8.8.0.0/16"}, "vpc_cidr", "private"),
+        ({"admin_role_arns": ["alice"]}, "admin_role_arns[0]", "is not an IAM role ARN"),
+        ({"deployer_role_arns": ["arn:aws:iam::123:role/ci"]}, "deployer_role_arns[0]", "is not an IAM role ARN"),
+        ({"kubernetes_version": "1.20"}, "kubernetes_version", "is not one of '1.35'"),
+        ({"system_min_size": 4}, "system_min_size", "greater than system_max_size"),
+        ({"log_retention_days": 10}, "log_retention_days", "is not one of"),
+        ({"addon_versions": {"vpccni": "v1"}}, "addon_versions['vpccni']", "'vpc-cni'"),
+        ({"public_access_cidrs": ["10.0.0.1/8"]}, "public_access_cidrs[0]", "host bits"),
+    ]),
+    "Karpenter": (KarpenterArgs, {"cluster_name": "prod-eks", "eks_cluster_name": "prod-eks", "region": "us-east-1",
+                                  "account_id": "123456789012", "cluster_endpoint": "https://x",
+                                  "oidc_provider_arn": "arn", "oidc_issuer_url": "https://oidc"}, [
+        ({"account_id": "1234"}, "account_id", "12 digits"),
+        ({"ami_alias": "al2023"}, "ami_alias", "is not an AMI alias"),
+        ({"disruption_budget": "150%"}, "disruption_budget", "up to 100%"),
+        ({"consolidate_after": "soon"}, "consolidate_after", "is not a duration"),
+        ({"capacity_types": ["cheap"]}, "capacity_types[0]", "is not one of"),
+        ({"memory_limit": "800GB"}, "memory_limit", "quantity"),
+        ({"replicas": 0}, "replicas", "between 1 and 10"),
     ]),
     "IstioMesh": (IstioMeshArgs, {"cluster_name": "dev"}, [
         ({"istiod_cpu_request": "2", "istiod_cpu_limit": "1"}, "istiod_cpu_limit", "limits must be >= requests"),

@@ -47,7 +47,7 @@ def test_tier_defaults():
     dev = check_config(GOOD)
     assert [dev.replicas(s) for s in dev.services] == [1, 1]
     prod = check_config({**GOOD, "tier": "prod", "mesh": {"ingress": {"hosts": ["shop.example.com"]}}, "clusters": [
-        {"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::1:role/d"]},
+        {"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]},
          "node_pools": [{"name": "w", "machine_type": "m6i.xlarge", "min_size": 3, "max_size": 6}]}]})
     assert [prod.replicas(s) for s in prod.services] == [3, 3]
     assert prod.protect and not dev.protect
@@ -123,7 +123,7 @@ def test_unknown_cloud():
 
 
 def test_missing_region_for_cloud_cluster():
-    errs = errors_of(bad(lambda r: r["clusters"][0].update(cloud="aws", aws={"deployer_role_arns": ["arn:x"]})))
+    errs = errors_of(bad(lambda r: r["clusters"][0].update(cloud="aws", aws={"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]})))
     assert paths(errs) == ["clusters[0]"] and "region is required" in errs[0][1]
 
 

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+import yaml
 
 from stacks import diff
 from stacks.render import render
@@ -32,6 +33,12 @@ def _add_service(raw):
                             "expose": {"path": "/api/cart"}})
 
 
+def _add_caller(raw):
+    """A new service ``cart`` that calls product and user: one more caller in their policies."""
+    raw["services"].append({"name": "cart", "image": "registry.example.com/shop/cart:1.0.0",
+                            "calls": ["product", "user"], "expose": {"path": "/api/cart"}})
+
+
 def _second_cluster(raw):
     second = copy.deepcopy(raw["clusters"][0])
     second["name"] = "dev2"
@@ -46,7 +53,8 @@ def renders(tmp_path_factory):
     asyncio.set_event_loop(asyncio.new_event_loop())
     base = capture_stack("dev")
     out = {"base": _render(base, root / "base"), "base-again": _render(base, root / "base-again")}
-    for name, change in (("replicas", _set_user_replicas), ("added", _add_service), ("two", _second_cluster)):
+    for name, change in (("replicas", _set_user_replicas), ("added", _add_service), ("two", _second_cluster),
+                           ("caller", _add_caller)):
         out[name] = _render(_capture(with_changes("dev", change), "dev"), root / name)
     return out
 
@@ -160,3 +168,79 @@ def test_missing_base_render_counts_as_empty(tmp_path, renders, capsys):
     assert "no plan.json" in out and "0 to remove" in out
     total = len(diff.load_plan(renders["base"])["resources"])
     assert f"{total} to add" in out
+
+
+# ------------------------------------------------------------- set-like lists, footprint, failed renders
+
+
+def _changed_fields(base, head, name):
+    return [f for e in entries(base, head) if e.name == name for f in e.fields]
+
+
+def test_one_more_caller_reads_as_a_member_added_not_as_replaced_peers(renders, capsys):
+    """Adding ``cart`` as a caller of product and user: `+ cart` in their NetworkPolicy peers and
+    `+ <cart's principal>` in their AuthorizationPolicies, not "order -> cart" plus order again."""
+    out = run(capsys, renders["base"], renders["caller"])
+    for svc in ("product", "user"):
+        netpol = section(out, f"#### `microservice:Microservice dev-{svc}`")
+        assert f"**dev-{svc}-netpol**\n  - `spec.ingress[0].from`: + `cart`\n" in netpol, netpol
+        assert f"- `~` change `kubernetes:security.istio.io/v1:AuthorizationPolicy` **dev-mesh-{svc}-authz**\n" \
+               "  - `spec.rules[0].from[0].source.principals`: + `cluster.local/ns/shop/sa/cart`\n" in out
+        for name in (f"dev-{svc}-netpol", f"dev-mesh-{svc}-authz"):
+            fields = _changed_fields(renders["base"], renders["caller"], name)
+            assert len(fields) == 1 and fields[0][0].endswith("[+]"), fields  # one member added, nothing else
+    assert '"order" -> "cart"' not in out and "order" not in section(out, "#### `microservice:Microservice dev-user`")
+    # The other way round: the member removed.
+    back = run(capsys, renders["caller"], renders["base"])
+    assert "  - `spec.ingress[0].from`: - `cart`\n" in back
+    assert "  - `spec.rules[0].from[0].source.principals`: - `cluster.local/ns/shop/sa/cart`\n" in back
+
+
+def _row(text: str, cluster: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"| `{cluster}`"))
+
+
+def test_footprint_change_per_cluster_from_the_renders_footprint_json(renders, capsys):
+    out = run(capsys, renders["base"], renders["caller"])
+    assert out.index("### Footprint (requests against allocatable)") < out.index("### Cluster `dev`")
+    old = json.loads((renders["base"] / "footprint.json").read_text())["clusters"]["dev"]
+    new = json.loads((renders["caller"] / "footprint.json").read_text())["clusters"]["dev"]
+    assert new["requests"]["cpu_m"] > old["requests"]["cpu_m"]  # cart's requests and its sidecar's
+    cap = old["allocatable"]["cpu_m"]
+    pct = [f"{100 * fp['requests']['cpu_m'] / cap:.0f}%" for fp in (old, new)]
+    row = _row(out, "dev")
+    assert f"| {old['requests']['cpu_m']}m -> {new['requests']['cpu_m']}m of {cap}m ({pct[0]} -> {pct[1]}) |" in row
+    services = [fp["layers"]["services"]["requests"]["cpu_m"] for fp in (old, new)]
+    assert f"services {services[1] - services[0]:+d}m/" in row and "monitoring" not in row
+    # A cluster added gets a row of its own.
+    two = run(capsys, renders["base"], renders["two"])
+    assert _row(two, "dev2").startswith("| `dev2` (new) | ")
+
+
+def test_no_footprint_table_when_requests_did_not_change(renders, capsys):
+    out = run(capsys, renders["base"], renders["base-again"])
+    assert "### Footprint" not in out
+    assert diff.footprint_lines(diff.load_footprint(renders["base"]), diff.load_footprint(renders["base-again"])) == []
+
+
+def test_a_failed_head_render_shows_its_errors_instead_of_removing_everything(tmp_path, renders, capsys):
+    """A `build:` directory that does not exist: the head render exits 2 and writes nothing; the diff
+    shows why (the PR comment), and does not read as "every resource removed"."""
+    from stacks import render as render_cli
+    from tests.helpers import ROOT
+
+    doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    doc["config"]["ecommerce-platform:services"].append({"name": "cart", "build": "services/cart"})
+    config = tmp_path / "Pulumi.dev.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    assert render_cli.main(["--stack", "dev", "--config", str(config), "--out", str(tmp_path / "head"), "-q"]) == 2
+    errors = tmp_path / "head.errors"
+    errors.write_text(capsys.readouterr().err)
+    out = run(capsys, renders["base"], tmp_path / "head", "--head-errors", str(errors))
+    assert "> :warning: **The head render failed**; its errors:" in out
+    assert "> ```\n> stack 'dev': invalid configuration (1 error(s)):\n" in out
+    assert "services[4].build: build directory 'services/cart' does not exist in the repository" in out
+    assert "to remove" not in out and out.strip().splitlines()[-1] == "Summary: not compared (the head render failed)"
+    # Without its errors the missing head still counts as empty, and says so.
+    plain = run(capsys, renders["base"], tmp_path / "head")
+    assert "head: no plan.json" in plain and "0 to add" in plain

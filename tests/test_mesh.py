@@ -35,8 +35,9 @@ from cnplatform.mesh.traffic import (
 from cnplatform.naming import app_labels, selector_labels
 from cnplatform.testing import unwrap
 from cnplatform.topology import callers_of
+from stacks.checks.footprint import workloads as footprint_workloads
 from stacks.compose.layers import mesh as layer
-from stacks.compose.workloads import SIDECAR
+from stacks.compose.workloads import Workload
 from stacks.render import is_k8s_object, manifest_of
 from tests.helpers import (
     REFERENCE,
@@ -221,23 +222,29 @@ def test_consul_chart_is_pinned_with_catalog_sync_and_known_keys():
     assert not [r for r in capture_stack("dev").by_type(CHART) if unwrap(r.inputs)["chart"] == "consul"]
 
 
-def test_sidecar_resources_match_what_the_footprint_counts():
-    values = mv.istiod_values(layer.mesh_args(config_of("dev"), config_of("dev").clusters[0]))
-    assert values["global"]["proxy"]["resources"] == SIDECAR
+@pytest.mark.parametrize("stack", STACKS)
+def test_sidecar_resources_match_what_the_footprint_counts(stack):
+    cfg = config_of(stack)
+    values = mv.istiod_values(layer.mesh_args(cfg, cfg.clusters[0]))
+    assert values["global"]["proxy"]["resources"] == cfg.defaults.sidecar_resources
+    sidecars = [w for w in footprint_workloads(cfg, cfg.clusters[0]) if w.layer == "mesh-sidecars"]
+    assert sidecars and all(w == Workload.of(w.layer, w.name, w.replicas, cfg.defaults.sidecar_resources)
+                            for w in sidecars)
 
 
 def test_dev_sizing_fits_the_kind_node_and_footprint_reads_the_chart_values():
     cfg = config_of("dev")
     args = layer.mesh_args(cfg, cfg.clusters[0])
     istiod, gateway = mv.istiod_values(args), mv.gateway_values(args)
-    assert istiod["resources"]["requests"] == {"cpu": "100m", "memory": "256Mi"}
-    assert gateway["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
+    # Istio's own demo profile (istiod chart files/profile-demo.yaml): pilot 10m/100Mi, gateways 10m/40Mi.
+    assert istiod["resources"]["requests"] == {"cpu": "10m", "memory": "100Mi"}
+    assert gateway["resources"]["requests"] == {"cpu": "10m", "memory": "40Mi"}
     assert istiod["replicaCount"] == 1 and istiod["autoscaleEnabled"] is False
     assert gateway["replicaCount"] == 1 and gateway["autoscaling"]["enabled"] is False
     assert gateway["podDisruptionBudget"] == {}
     work = {w.name: w for w in layer.footprint(cfg, cfg.clusters[0])}
-    assert (work["istiod"].replicas, work["istiod"].cpu_request, work["istiod"].memory_request) == (1, 100, 256)
-    assert (work["istio-ingressgateway"].replicas, work["istio-ingressgateway"].cpu_request) == (1, 50)
+    assert (work["istiod"].replicas, work["istiod"].cpu_request, work["istiod"].memory_request) == (1, 10, 100)
+    assert (work["istio-ingressgateway"].replicas, work["istio-ingressgateway"].cpu_request) == (1, 10)
     assert "istio-eastwestgateway" not in work
 
 
@@ -652,7 +659,7 @@ def test_service_entry_for_registry_only_egress():
 #: Every key path the cni chart gets (docs/mesh.md says why each one). The chart's values.yaml is not in
 #: tests/reference, so nothing upstream checks these: the list is the review gate until it is.
 CNI_VALUES_KEYS = {"global.hub", "global.tag", "global.platform", "cniBinDir", "resources.requests.cpu",
-                   "resources.requests.memory"}
+                   "resources.requests.memory", "resources.limits.cpu", "resources.limits.memory"}
 
 
 def _key_paths(values, prefix=""):
@@ -679,8 +686,11 @@ def test_cni_chart_in_kube_system_pinned_with_gke_profile_on_gke_only(stack):
         assert inputs["repositoryOpts"]["repo"] == mv.ISTIO_REPO
         values = inputs["values"]
         assert values["global"]["hub"] == "docker.io/istio" and values["global"]["tag"] == "1.29.6"
-        # The same dict the footprint counts (the chart's schema accepts requests only).
-        assert values["resources"] == mv.CNI_RESOURCES == {"requests": {"cpu": "100m", "memory": "100Mi"}}
+        # The same dict the footprint counts: the chart default requests outside dev, dev's with limits.
+        assert values["resources"] == mv.cni_resources(layer.mesh_args(capture.config, cluster_cfg))
+        assert values["resources"] == ({"requests": {"cpu": "10m", "memory": "40Mi"},
+                                        "limits": {"cpu": "200m", "memory": "256Mi"}} if stack == "dev"
+                                       else {"requests": {"cpu": "100m", "memory": "100Mi"}})
         gke = cluster_cfg.cloud == "gcp"
         assert (values["global"].get("platform") == "gke") is gke
         assert (values.get("cniBinDir") == "/home/kubernetes/bin") is gke
@@ -732,7 +742,8 @@ def test_footprint_counts_one_cni_pod_per_node():
         cfg = config_of(stack)
         for cluster_cfg in cfg.clusters:
             work = {w.name: w for w in layer.footprint(cfg, cluster_cfg)}["istio-cni-node"]
-            assert work.replicas == node_count(cluster_cfg) and (work.cpu_request, work.memory_request) == (100, 100)
+            sized = (10, 40) if stack == "dev" else (100, 100)  # Istio's demo profile / the chart default
+            assert work.replicas == node_count(cluster_cfg) and (work.cpu_request, work.memory_request) == sized
     dev = config_of("dev")
     assert {w.name: w for w in layer.footprint(dev, dev.clusters[0])}["istio-cni-node"].replicas == 1  # kind
 

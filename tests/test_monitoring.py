@@ -596,11 +596,11 @@ def test_footprint_counts_the_values_given_to_the_chart():
     assert items["prometheus"] == Workload.of("monitoring", "prometheus", 1, v["prometheus"]["prometheusSpec"]["resources"])
     assert items["prometheus-config-reloader"] == Workload.of(
         "monitoring", "prometheus-config-reloader", 1, v["prometheusOperator"]["prometheusConfigReloader"]["resources"])
-    assert items["prometheus-istio-proxy"].cpu_request == 10 and items["prometheus-istio-proxy"].memory_request == 64
+    assert items["prometheus-istio-proxy"].cpu_request == 10 and items["prometheus-istio-proxy"].memory_request == 40
     assert {"grafana-sc-dashboard", "grafana-sc-datasources", "kube-state-metrics", "prometheus-operator",
             "alertmanager-config-reloader"} <= set(items)
     cpu, mem, _, _ = totals(list(items.values()))
-    assert (cpu, mem) == (390, 1128)  # what the chart's render requests (docs/monitoring.md)
+    assert (cpu, mem) == (225, 976)  # what the chart's render requests (docs/monitoring.md)
 
 
 def test_prod_footprint_is_ha_and_node_exporter_per_node():

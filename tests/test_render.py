@@ -1,5 +1,6 @@
 """The offline render contract: files, determinism, secrets, and schema-valid manifests."""
 import json
+import re
 import subprocess
 import sys
 
@@ -97,3 +98,58 @@ def test_capture_keeps_outputs_only_when_they_differ_from_the_inputs():
     computed = capture.by_type("random:index/randomPassword:RandomPassword")
     assert computed and all(r.outputs_wire is not None and "result" in r.outputs and "result" not in r.inputs
                             for r in computed)
+
+
+# ------------------------------------------------------------------------- what the render prints
+
+
+def _main(capsys, *argv):
+    from stacks import render
+
+    code = render.main(list(argv))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out, captured.err
+
+
+def test_summary_leads_with_each_cluster_then_the_detail(tmp_path, capsys):
+    """prod: first per cluster its resources, requests against allocatable and warnings (what a reviewer
+    needs), then the footprint by layer; the type counts only with --verbose."""
+    from stacks.summary import footprint_data
+    from tests.helpers import config_of
+
+    out, err = _main(capsys, "--stack", "prod", "--out", str(tmp_path / "prod"))
+    lines = out.splitlines()
+    plan = json.loads((tmp_path / "prod" / "plan.json").read_text())
+    footprint = json.loads((tmp_path / "prod" / "footprint.json").read_text())
+    assert footprint == footprint_data(config_of("prod"))
+    head = re.fullmatch(r"rendered stack 'prod' in \d+\.\ds: (\d+) resources -> (.*)", lines[0])
+    assert head and int(head[1]) == len(plan["resources"]) and head[2] == str(tmp_path / "prod")
+    for i, (name, fp) in enumerate(footprint["clusters"].items(), start=1):
+        req, cap = fp["requests"], fp["allocatable"]
+        assert lines[i].startswith(f"  {name} ({fp['cloud']}) "), lines[i]
+        assert (f"requests {req['cpu_m']}m CPU / {req['memory_mi']}Mi of {cap['cpu_m']}m / {cap['memory_mi']}Mi "
+                f"({100 * req['cpu_m'] / cap['cpu_m']:.0f}% / {100 * req['memory_mi'] / cap['memory_mi']:.0f}%)") \
+            in lines[i]
+    assert lines[1].endswith("   1 warning") and "warning" not in lines[2]  # prod-eks: the Karpenter AMI alias
+    warnings = out.index("warnings:\n")
+    assert "  prod-eks: addons.karpenter.ami_alias is 'al2023@latest'" in out[warnings:]
+    assert "  stack: secret 'slackWebhookUrl' is not set" in out[warnings:]
+    assert warnings < out.index("footprint prod-eks (aws): allocatable") < out.index("footprint prod-gke (gcp)")
+    assert lines[-1] == "(resources by type: --verbose)" and "kubernetes:apps/v1:Deployment" not in out
+    assert len(lines) < 40 and err == ""  # was 150 lines, mostly type counts; warnings were on stderr, unattributed
+    # The resource counts of the headline are the type counts' totals.
+    verbose, _ = _main(capsys, "--stack", "prod", "--out", str(tmp_path / "v"), "--verbose")
+    by_type = verbose[verbose.index("resources by type:\n"):]
+    for name in footprint["clusters"]:
+        count = re.search(rf"^  {name} \(\w+\) +(\d+) resources", out, re.M)[1]
+        assert f"\n  {name}: {count}\n" in by_type
+    assert "kubernetes:apps/v1:Deployment" in by_type
+    assert tree(tmp_path / "prod") == tree(tmp_path / "v")  # the printed time is in no file
+
+
+def test_quiet_prints_only_the_warnings_on_stderr(tmp_path, capsys):
+    out, err = _main(capsys, "--stack", "staging", "--out", str(tmp_path / "s"), "-q")
+    assert out == ""
+    assert err.splitlines() == ["warning: secret 'slackWebhookUrl' is not set (pulumi config set --secret "
+                                "slackWebhookUrl ...): rendered as a placeholder"]

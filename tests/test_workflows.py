@@ -61,17 +61,48 @@ def test_actions_pinned_and_no_long_lived_cloud_secrets(path):
     assert "aws-access-key-id" not in text and "credentials_json" not in text
 
 
-def test_ci_tests_and_renders_every_stack():
+def test_ci_is_only_calls_of_the_one_entry_point():
+    """Issue 20: ci.yml installed its own packages instead of calling .ci/run. Every `run:` step of every
+    job is `.ci/run <stages>`; together they run every stage .ci/run has."""
     doc = load("ci.yml")
     assert {"push", "pull_request"} <= set(doc["on"])
-    job = next(iter(doc["jobs"]))
-    python = uses(doc, job, "actions/setup-python")
-    assert python and python[0]["with"]["python-version"] == "3.11"
-    script = runs(doc, job)
-    assert "make test" in script
-    assert "prometheus" in script and "mariadb-server" in script  # what .ci/run installs
-    assert "for stack in dev staging prod" in script and "python -m stacks.render --stack" in script
-    assert "kubernetes-validate" in script and "stacks.diff" in script and "check-jsonschema" in script
+    stages = set()
+    for job in doc["jobs"]:
+        python = uses(doc, job, "actions/setup-python")
+        assert python and python[0]["with"]["python-version"] == "3.11"
+        for step in steps(doc, job):
+            if "run" in step:
+                words = step["run"].split()
+                assert words[0] == ".ci/run", step["run"]
+                stages |= set(words[1:])
+    assert stages == set(CI_STAGES)
+    scripts = "\n".join(runs(doc, job) for job in doc["jobs"])
+    assert "apt-get" not in scripts and "make" not in scripts
+    go = uses(doc, "e2e", "actions/setup-go")
+    assert go and uses(doc, "e2e", "actions/cache")[0]["with"]["path"] == "~/.cache/cnplatform-e2e"
+
+
+CI_RUN = ROOT / ".ci" / "run"
+CI_STAGES = ("tools", "test", "renders", "e2e")
+
+
+def test_ci_run_has_the_stages_it_documents_and_what_ci_yml_used_to_do():
+    text = CI_RUN.read_text()
+    assert re.search(r"^#\s+\.ci/run \[tools\] \[test\] \[renders\] \[e2e\]", text, re.M)
+    for stage in CI_STAGES:
+        assert f"stage_{stage}() {{" in text and re.search(rf"^#   {stage}\s", text, re.M), stage
+    # The system tools: promtool, amtool (issue 20: the amtool tests were skipped), MariaDB.
+    for package in ("prometheus", "prometheus-alertmanager", "mariadb-server"):
+        assert f"need+=({package})" in text
+    assert "make test" in text and "check_skips.py" in text and "make e2e" in text
+    assert "for stack in dev staging prod" in text and "-m stacks.render --stack" in text
+    assert "kubernetes-validate" in text and "stacks.diff" in text and "check-jsonschema" in text
+    assert subprocess.run(["bash", "-n", str(CI_RUN)]).returncode == 0
+
+
+def test_ci_run_rejects_an_unknown_stage():
+    proc = subprocess.run([str(CI_RUN), "nope"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "unknown stage 'nope'" in proc.stderr
 
 
 def test_preview_per_cloud_stack_with_oidc():
@@ -133,22 +164,54 @@ def test_make_up_scopes_the_local_backend_and_never_logs_in(tmp_path):
     assert all(f"BACKEND=file://{ROOT}/.pulumi-state" in line for line in calls), calls
 
 
-def test_check_tools_reports_every_missing_and_old_tool_in_one_pass(tmp_path):
-    import os
+def _fake(tmp_path, name: str, script: str) -> None:
     import stat
-    import subprocess
 
-    kind = tmp_path / "kind"
-    kind.write_text('#!/bin/sh\necho "kind v0.27.0 go1.23 linux/amd64"\n')
-    kind.chmod(kind.stat().st_mode | stat.S_IEXEC)
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def _check_tools(tmp_path) -> subprocess.CompletedProcess:
+    """`make check-tools` with only the fakes in ``tmp_path`` (and what the recipe itself uses) on PATH."""
+    import os
     import shutil
-    for tool in ("sed", "sort", "head", "printf"):  # what the recipe uses besides the tools it checks
-        if shutil.which(tool):
+
+    for tool in ("sed", "sort", "head", "printf"):
+        if shutil.which(tool) and not (tmp_path / tool).exists():
             (tmp_path / tool).symlink_to(shutil.which(tool))
-    make = shutil.which("make")
-    env = {**os.environ, "PATH": str(tmp_path)}  # only the old kind: pulumi, docker, kubectl are missing
-    proc = subprocess.run([make, "-s", "check-tools"], cwd=ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run([shutil.which("make"), "-s", "check-tools"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PATH": str(tmp_path)}, timeout=60)
+
+
+def test_check_tools_reports_every_missing_and_old_tool_in_one_pass(tmp_path):
+    """Issue 20: Docker was checked after the others and kind's version never: now one pass says it all."""
+    _fake(tmp_path, "kind", 'echo "kind v0.27.0 go1.23 linux/amd64"')
+    _fake(tmp_path, "python3", 'echo 3.9')
+    _fake(tmp_path, "docker", '[ "$1" = info ] && exit 1; exit 0')  # installed, engine not running
+    proc = _check_tools(tmp_path)
     assert proc.returncode != 0
-    out = proc.stdout
-    assert "missing: Pulumi CLI" in out and "missing: kubectl" in out
-    assert "too old: kind 0.27.0" in out and "make render STACK=dev" in out
+    lines = proc.stdout.splitlines()
+    assert "too old: python3 is Python 3.9 (needs >= 3.11)" in proc.stdout
+    assert any(line.startswith("missing: Pulumi CLI") for line in lines)
+    assert any(line.startswith("missing: kubectl") for line in lines)
+    assert "too old: kind 0.27.0 (the node image needs kind >= v0.31.0)" in proc.stdout
+    assert "Docker is installed but the engine is not running: start Docker" in lines
+    assert lines[-1] == "Without them you can still see everything the platform would create: make render STACK=dev"
+
+
+def test_check_tools_passes_with_every_tool_recent_enough(tmp_path):
+    _fake(tmp_path, "kind", 'echo "kind v0.31.0 go1.24 linux/amd64"')
+    _fake(tmp_path, "python3", 'echo 3.11')
+    for tool in ("pulumi", "docker", "kubectl"):
+        _fake(tmp_path, tool, "exit 0")
+    proc = _check_tools(tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+
+
+def test_make_test_shows_why_tests_are_skipped():
+    """Issue 20: `-q` alone hid the skip reasons; CI passes a JUnit report through PYTEST_ARGS."""
+    proc = subprocess.run(["make", "-n", "-o", ".venv/.installed", "-o", ".tools/.installed", "test",
+                           "PYTEST_ARGS=--junitxml=x.xml"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert ".venv/bin/python -m pytest -rs --junitxml=x.xml" in proc.stdout.splitlines()

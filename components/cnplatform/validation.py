@@ -229,8 +229,21 @@ def env_literals(env: dict, secret_hint: str = "secret_env") -> list[tuple[str, 
     return out
 
 
-# CIDR rules live in cnplatform.validation_net (re-exported here).
-from cnplatform.validation_net import WORLD, cidr, is_world_open, overlapping, private_cidr  # noqa: E402,F401
+# Network and cloud rules live in cnplatform.validation_net (re-exported here).
+from cnplatform.validation_net import (  # noqa: E402,F401
+    WORLD,
+    ami_alias,
+    aws_account_id,
+    aws_region,
+    cidr,
+    disruption_budget,
+    iam_role_arn,
+    is_world_open,
+    overlapping,
+    private_cidr,
+    zone_error,
+    zones_in_region,
+)
 
 # ------------------------------------------------------------------ whole-args checks (factories)
 

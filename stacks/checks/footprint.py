@@ -9,7 +9,7 @@ from cnplatform.cluster.base import pools_capacity
 from cnplatform.cluster.capacity import NodeCapacity, karpenter_capacity
 from cnplatform.quantity import cpu_millicores, memory_mib
 from stacks.compose.layers import LAYERS
-from stacks.compose.workloads import SIDECAR, Workload
+from stacks.compose.workloads import Workload
 from stacks.config import ClusterConfig, StackConfig
 
 LOCAL_DEFAULT = NodeCapacity(4000, 8192)
@@ -48,9 +48,10 @@ def system_workloads(cluster_cfg: ClusterConfig) -> list[Workload]:
 
 
 def service_workloads(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
+    """The services (their own or the tier's requests) and, with the mesh, their Istio sidecars."""
     out = []
     for svc in cfg.services_on(cluster_cfg.name):
-        resources = svc.resources.model_dump()
+        resources = cfg.resources(svc)
         replicas = cfg.replicas(svc)
         if svc.autoscaling.enabled and svc.autoscaling.min_replicas:
             replicas = max(replicas, svc.autoscaling.min_replicas)
@@ -59,7 +60,7 @@ def service_workloads(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Work
             out.append(Workload.of("services", f"{svc.name}-canary", 1, resources))
         if cfg.mesh.enabled:
             out.append(Workload.of("mesh-sidecars", f"{svc.name}-istio-proxy",
-                                   replicas + (1 if svc.canary else 0), SIDECAR))
+                                   replicas + (1 if svc.canary else 0), cfg.defaults.sidecar_resources))
     return out
 
 

@@ -9,9 +9,6 @@ from dataclasses import dataclass
 
 from cnplatform.quantity import cpu_millicores, memory_mib
 
-#: Istio sidecar (istio-proxy) requests/limits the mesh injects into every app pod.
-SIDECAR = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
-
 
 @dataclass(frozen=True)
 class Workload:

@@ -133,6 +133,11 @@ class KarpenterConfig(Strict):
     consolidate_after: Optional[str] = None
     disruption_budget: Optional[str] = None
 
+    _alias = field_validator("ami_alias")(lambda cls, x: v.ami_alias(x))
+    _memory = field_validator("memory_limit")(lambda cls, x: v.quantity(x))
+    _after = field_validator("consolidate_after")(lambda cls, x: x if x is None else v.duration(x))
+    _budget = field_validator("disruption_budget")(lambda cls, x: x if x is None else v.disruption_budget(x))
+
 
 class CertManagerConfig(Strict):
     enabled: bool = True

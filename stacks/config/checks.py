@@ -92,13 +92,10 @@ def _cluster_errors(raw: dict) -> list[tuple[str, str]]:
             errors.append((f"clusters[{i}].aws.deployer_role_arns", (
                 "an EKS cluster needs the IAM role that runs `pulumi up` (CI) as an access entry from the first "
                 "up: e.g. [arn:aws:iam::<account>:role/<deploy-role>] (the creator is not an implicit admin)")))
-        zone = {"aws": "{}[a-z]", "gcp": "{}-[a-z]"}.get(str(cloud))
-        if zone and isinstance(region, str):
+        if isinstance(region, str):
             for j, z in enumerate(cluster.get("zones") if isinstance(cluster.get("zones"), list) else []):
-                if not re.fullmatch(zone.format(re.escape(region)), str(z)):
-                    example = f"{region}a" if cloud == "aws" else f"{region}-b"
-                    errors.append((f"clusters[{i}].zones[{j}]",
-                                   f"{z!r} is not a zone of the cluster's region {region!r} (e.g. {example!r})"))
+                if message := v.zone_error(z, region, str(cloud)):
+                    errors.append((f"clusters[{i}].zones[{j}]", message))
         allow_key = {"aws": ("aws", "public_access_cidrs"), "gcp": ("gcp", "master_authorized_networks")}.get(str(cloud))
         if prod and allow_key and cluster.get("allow_world_open_control_plane") is not True:
             for j, c in enumerate(_sub(cluster, allow_key[0]).get(allow_key[1]) or []):

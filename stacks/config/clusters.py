@@ -11,6 +11,8 @@ from cnplatform.validation import dns_label, quantity
 from cnplatform.versions import ISTIO_KUBERNETES_RANGE, KUBERNETES_SUPPORTED
 from stacks.config.base import Cidr, Cloud, DigestImage, Strict, _doc
 
+RoleArn = Annotated[str, AfterValidator(_doc(v.iam_role_arn, "An IAM role ARN (arn:aws:iam::<account>:role/<name>)."))]
+
 
 class NodePoolConfig(Strict):
     name: str = "workload"
@@ -55,16 +57,17 @@ class LocalClusterOptions(Strict):
 
 
 class AwsClusterOptions(Strict):
-    #: The VPC's range: private (RFC 1918), /16 to /28 (AWS limits).
-    vpc_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 16, 28), 'A private (RFC 1918) IPv4 range, /16 to /28.'))] = "10.0.0.0/16"
+    #: The VPC's range: private (RFC 1918), /16 to /24 (a quarter per zone, and /28 public subnets at least).
+    vpc_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 16, 24),
+                                                 "A private (RFC 1918) IPv4 range, /16 to /24."))] = "10.0.0.0/16"
     #: CIDRs allowed to reach the public API endpoint (private access is always on). A world-open
     #: entry (0.0.0.0/0) in prod needs ``allow_world_open_control_plane: true`` on the cluster.
     public_access_cidrs: list[Cidr] = Field(["203.0.113.0/24"], min_length=1)
     #: IAM principals (role ARNs) granted cluster-admin through access entries.
-    admin_role_arns: list[str] = []
+    admin_role_arns: list[RoleArn] = []
     #: IAM roles that run `pulumi up` (CI deploy role, workstation role): cluster-admin from the first up.
     #: Required: the cluster creator is never an implicit admin (that would replace the cluster later).
-    deployer_role_arns: list[str] = []
+    deployer_role_arns: list[RoleArn] = []
     system_machine_type: str = "t3.large"
     #: The tainted system node group (CoreDNS, Karpenter): 2+ nodes so the controller spreads over zones.
     system_min_size: int = Field(2, ge=1)

@@ -1,6 +1,7 @@
 """The whole stack: tier, clusters, namespaces, services and the layers' config, with tier-aware views."""
 from __future__ import annotations
 
+import copy
 from functools import cached_property
 from typing import Optional
 
@@ -43,6 +44,12 @@ class StackConfig(Strict):
 
     def replicas(self, svc: ServiceConfig) -> int:
         return svc.replicas if svc.replicas is not None else self.defaults.service_replicas
+
+    def resources(self, svc: ServiceConfig) -> dict[str, dict[str, str]]:
+        """The service's requests/limits: its own ``resources`` when set, else the tier's."""
+        if "resources" in svc.model_fields_set:
+            return svc.resources.model_dump()
+        return copy.deepcopy(self.defaults.service_resources)
 
     def services_on(self, cluster: str) -> list[ServiceConfig]:
         return [s for s in self.services if s.clusters is None or cluster in s.clusters]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from stacks.config.services import DEFAULT_LIMITS, DEFAULT_REQUESTS
+
 
 @dataclass(frozen=True)
 class TierDefaults:
@@ -19,6 +21,10 @@ class TierDefaults:
     #: Replicas of a service that does not set ``replicas``; the minimum a service may set.
     service_replicas: int
     min_service_replicas: int
+    #: Requests/limits of a service that does not set ``resources`` (one that does gets the model's
+    #: defaults for the keys it leaves out); the Istio sidecar injected into every meshed pod.
+    service_resources: dict[str, dict[str, str]]
+    sidecar_resources: dict[str, dict[str, str]]
     #: ``protect`` on stateful and cluster resources, deletion protection, retained volumes.
     protect: bool
     #: Services spread strictly over zones (``DoNotSchedule``); highly available cloud databases.
@@ -38,7 +44,8 @@ class TierDefaults:
     karpenter_pinned_ami: bool
     #: metrics-server and cert-manager controller replicas.
     addon_replicas: int
-    #: Istio: istiod and gateway sizing (``IstioMeshArgs`` fields), mesh egress policy, Consul servers.
+    #: Istio: istiod, gateway and CNI node agent sizing (``IstioMeshArgs`` fields), mesh egress policy,
+    #: Consul servers.
     mesh_sizing: dict[str, Any]
     outbound_traffic_policy: str
     consul_server_replicas: int
@@ -54,28 +61,39 @@ class TierDefaults:
 
 
 _RELOAD = {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"cpu": "100m", "memory": "192Mi"}}
+#: staging and prod: the config model's own defaults (``stacks.config.services``).
+_SERVICE = {"requests": dict(DEFAULT_REQUESTS), "limits": dict(DEFAULT_LIMITS)}
+_SIDECAR = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+
+# dev is sized from what each component uses on one kind node at dev scale (a few requests per second);
+# every figure's source is in docs/footprint.md. Limits stay: no container runs unbounded.
 
 TIERS: Mapping[str, TierDefaults] = MappingProxyType({
     "dev": TierDefaults(
-        service_replicas=1, min_service_replicas=1, protect=False, strict_zone_spread=False,
+        service_replicas=1, min_service_replicas=1,
+        service_resources={"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        sidecar_resources={"requests": {"cpu": "10m", "memory": "40Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        protect=False, strict_zone_spread=False,
         world_open_needs_opt_in=False, aws_nat_per_zone=False, gke_regional=False, gcp_nat_addresses=1,
         karpenter_consolidate_after="1m", karpenter_disruption_budget="10%", karpenter_pinned_ami=False,
         addon_replicas=1,
         mesh_sizing=dict(
-            istiod_replicas=1, istiod_autoscale_max=1, istiod_cpu_request="100m", istiod_memory_request="256Mi",
+            istiod_replicas=1, istiod_autoscale_max=1, istiod_cpu_request="10m", istiod_memory_request="100Mi",
             istiod_cpu_limit="1", istiod_memory_limit="1Gi", gateway_replicas=1, gateway_autoscale_max=1,
-            gateway_cpu_request="50m", gateway_memory_request="64Mi", gateway_cpu_limit="1",
-            gateway_memory_limit="512Mi"),
+            gateway_cpu_request="10m", gateway_memory_request="40Mi", gateway_cpu_limit="1",
+            gateway_memory_limit="512Mi", cni_cpu_request="10m", cni_memory_request="40Mi", cni_cpu_limit="200m",
+            cni_memory_limit="256Mi"),
         outbound_traffic_policy="ALLOW_ANY", consul_server_replicas=1, expects_deadman_receiver=False,
         jenkins_resources={
-            "controller": {"requests": {"cpu": "250m", "memory": "768Mi"}, "limits": {"cpu": "1500m", "memory": "2Gi"}},
-            "reload": _RELOAD},
+            "controller": {"requests": {"cpu": "100m", "memory": "768Mi"}, "limits": {"cpu": "1500m", "memory": "2Gi"}},
+            "reload": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "192Mi"}}},
         # dev's state is on a laptop: its Jenkins builds, it deploys nothing.
         jenkins_deploys_own_stack=False,
         rds_instance_class="db.t4g.micro", cloudsql_tier="db-custom-1-3840", backup_retention_days=1,
     ),
     "staging": TierDefaults(
-        service_replicas=2, min_service_replicas=1, protect=False, strict_zone_spread=False,
+        service_replicas=2, min_service_replicas=1, service_resources=_SERVICE, sidecar_resources=_SIDECAR,
+        protect=False, strict_zone_spread=False,
         world_open_needs_opt_in=False, aws_nat_per_zone=False, gke_regional=False, gcp_nat_addresses=1,
         karpenter_consolidate_after="5m", karpenter_disruption_budget="10%", karpenter_pinned_ami=False,
         addon_replicas=1,
@@ -92,7 +110,8 @@ TIERS: Mapping[str, TierDefaults] = MappingProxyType({
         rds_instance_class="db.t4g.small", cloudsql_tier="db-custom-1-3840", backup_retention_days=7,
     ),
     "prod": TierDefaults(
-        service_replicas=3, min_service_replicas=3, protect=True, strict_zone_spread=True,
+        service_replicas=3, min_service_replicas=3, service_resources=_SERVICE, sidecar_resources=_SIDECAR,
+        protect=True, strict_zone_spread=True,
         world_open_needs_opt_in=True, aws_nat_per_zone=True, gke_regional=True, gcp_nat_addresses=2,
         karpenter_consolidate_after="15m", karpenter_disruption_budget="5%", karpenter_pinned_ami=True,
         addon_replicas=2,

@@ -5,9 +5,10 @@ Why not pulumi-eks / awsx: see docs/decisions.md ("EKS with raw pulumi-aws"). Im
 """
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import pulumi
 
@@ -25,118 +26,46 @@ from cnplatform.cluster.base import (
     ClusterNetwork,
     NodePoolSpec,
     api_allow_list,
-    exec_kubeconfig,
     pools_capacity,
 )
 from cnplatform.cluster.eks_network import (  # noqa: F401
     DISCOVERY_TAG,
     MAX_ZONES,
+    EksNetwork,
     eks_network,
     nat_gateway_count,
     subnet_cidrs,
     subnet_tags,
 )
+from cnplatform.cluster.eks_spec import (  # noqa: F401  (re-exported)
+    ADDON_CONFIGURATION,
+    ADDON_VERSIONS,
+    ADDONS_BEFORE_NODES,
+    AMI_TYPE,
+    CONTROL_PLANE_LOGS,
+    EBS_CSI_SERVICE_ACCOUNT,
+    EKS_OIDC_THUMBPRINTS,
+    NODE_POOL_LABEL,
+    SYSTEM_POOL,
+    SYSTEM_TAINT,
+    EksClusterArgs,
+    addon_versions,
+    admin_principals,
+    ecr_registry_url,
+    eks_kubeconfig,
+    storage_reclaim_policy,
+)
 from cnplatform.naming import MANAGED_BY, type_token
-
-#: Control-plane log types shipped to CloudWatch.
-CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-#: Managed add-on versions pinned per Kubernetes minor (bump with `aws eks describe-addon-versions
-#: --kubernetes-version 1.35 --addon-name <name>`; sources in docs/versions.md).
-ADDON_VERSIONS: dict[str, dict[str, str]] = {
-    "1.35": {"vpc-cni": "v1.21.1-eksbuild.3", "kube-proxy": "v1.35.0-eksbuild.2",
-             "coredns": "v1.13.2-eksbuild.1", "aws-ebs-csi-driver": "v1.57.1-eksbuild.1"},
-}
-#: Configuration values of the managed add-ons. The VPC CNI enforces NetworkPolicies only with its
-#: network policy agent switched on (``enableNetworkPolicy``): without it every policy is ignored.
-ADDON_CONFIGURATION: dict[str, dict[str, str]] = {
-    "vpc-cni": {"enableNetworkPolicy": "true"},
-}
-#: Add-ons installed before the node groups (networking), the others after (they need nodes).
-ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy")
-#: SHA-1 of the root CA of the EKS OIDC issuers' TLS chain. IAM no longer uses it for OIDC providers
-#: whose certificate chains to a well-known root CA (it trusts its own CA library), but the API still
-#: accepts a list, and a fixed value keeps the provider free of a TLS lookup (stable, offline-testable).
-EKS_OIDC_THUMBPRINTS = ["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"]
-#: The EBS CSI driver's controller service account (the managed add-on's default).
-EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
-AMI_TYPE = "AL2023_x86_64_STANDARD"
-#: Label every managed node group puts on its nodes (Karpenter's controller selects the system group).
-NODE_POOL_LABEL = "cnplatform.io/node-pool"
-SYSTEM_POOL = "system"
-SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
-
-
-def storage_reclaim_policy(deletion_protection: bool) -> str:
-    """Reclaim policy of the default StorageClass: ``Retain`` where the cluster is protected."""
-    return "Retain" if deletion_protection else "Delete"
 
 
 @dataclass
-class EksClusterArgs:
-    """Inputs of :class:`EksCluster`."""
+class _Roles:
+    """The IAM roles of a cluster: the control plane's (and what it waits for) and the nodes'."""
 
-    region: str
-    """AWS region (e.g. ``us-east-1``)."""
-    kubernetes_version: str = "1.35"
-    """Pinned Kubernetes minor of the control plane and node groups (see docs/versions.md)."""
-    zones: list[str] = field(default_factory=list)
-    """Availability zones (at most 3); the region's first 3 available zones when empty."""
-    vpc_cidr: str = "10.0.0.0/16"
-    """VPC CIDR: a quarter per zone for private subnets, /20-sized public subnets in the last quarter."""
-    nat_per_zone: bool = True
-    """One NAT gateway per zone (zone-independent egress, prod) or one for the VPC (cheaper, staging)."""
-    public_access_cidrs: list[str] = field(default_factory=lambda: ["203.0.113.0/24"])
-    """CIDRs of operators allowed to reach the public API endpoint (private endpoint access is always on).
-    The cluster's own NAT addresses and ``api_clients`` are added by the component."""
-    api_clients: pulumi.Input[list[str]] = field(default_factory=list)
-    """More CIDRs that read this API from outside the VPC: other clusters' egress (a multi-cluster
-    mesh's istiod, a Jenkins deploying from another cluster)."""
-    admin_role_arns: list[str] = field(default_factory=list)
-    """IAM role ARNs of people granted cluster-admin via access entries."""
-    deployer_role_arns: list[str] = field(default_factory=list)
-    """IAM role ARNs that run ``pulumi up`` (the CI deploy role, a workstation role): cluster-admin
-    access entries from the first ``up``. The creator is never bootstrapped implicitly: that setting
-    cannot change without replacing the cluster, so every admin is declared here from the start."""
-    system_machine_type: str = "t3.large"
-    """Instance type of the tainted ``system`` node group (CoreDNS, Karpenter)."""
-    system_min_size: int = 2
-    """Minimum nodes of the system group (2: the Karpenter controller's 2 replicas spread over zones)."""
-    system_max_size: int = 3
-    """Maximum nodes of the system group."""
-    node_pools: list[NodePoolSpec] = field(default_factory=list)
-    """Workload managed node groups."""
-    log_retention_days: int = 90
-    """Retention of the control-plane log group."""
-    deletion_protection: bool = False
-    """EKS deletion protection (AWS-side guard, in addition to Pulumi ``protect``)."""
-    addon_versions: dict[str, str] = field(default_factory=dict)
-    """Overrides of the pinned managed add-on versions (by add-on name)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Extra tags on every AWS resource."""
-
-
-def addon_versions(kubernetes_version: str, overrides: Optional[dict[str, str]] = None) -> dict[str, str]:
-    if kubernetes_version not in ADDON_VERSIONS:
-        raise ValueError(f"no pinned EKS add-on versions for Kubernetes {kubernetes_version}: "
-                         f"add them to ADDON_VERSIONS (known: {', '.join(sorted(ADDON_VERSIONS))})")
-    return {**ADDON_VERSIONS[kubernetes_version], **(overrides or {})}
-
-
-def admin_principals(args: EksClusterArgs) -> list[str]:
-    """Every principal with cluster-admin: deployers first (their entries never move), then people."""
-    return list(dict.fromkeys([*args.deployer_role_arns, *args.admin_role_arns]))
-
-
-def eks_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
-    """Stable kubeconfig: ``aws eks get-token`` (exec plugin) mints the token on every use."""
-    return exec_kubeconfig(cluster_name, endpoint, ca_data, {
-        "command": "aws",
-        "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
-    })
-
-
-def ecr_registry_url(account_id: str, region: str) -> str:
-    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+    cluster: aws.iam.Role
+    cluster_deps: list[pulumi.Resource]
+    node: aws.iam.Role
+    node_attachments: list[aws.iam.RolePolicyAttachment]
 
 
 class EksCluster(Cluster):
@@ -184,37 +113,68 @@ class EksCluster(Cluster):
     def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("cluster", "EksCluster"), name, None, opts)
         region = args.region
-        tags = {"cnplatform.io/cluster": name, "app.kubernetes.io/managed-by": MANAGED_BY, **args.tags}
-        self.aws_provider = aws.Provider(f"{name}-aws", region=region, default_tags={"tags": tags},
+        self._tags = {"cnplatform.io/cluster": name, "app.kubernetes.io/managed-by": MANAGED_BY, **args.tags}
+        self.aws_provider = aws.Provider(f"{name}-aws", region=region, default_tags={"tags": self._tags},
                                          opts=pulumi.ResourceOptions(parent=self))
         self.cloud_provider = self.aws_provider
-        child = pulumi.ResourceOptions(parent=self, provider=self.aws_provider)
-        invoke = pulumi.InvokeOptions(parent=self, provider=self.aws_provider)
-
-        def opts_(*depends_on: pulumi.Resource, **kw) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(depends_on), **kw))
-
-        identity = aws.get_caller_identity(opts=invoke)
-        self.account_id = identity.account_id
-        self.partition = aws.get_partition(opts=invoke).partition
-        zones = list(args.zones) or aws.get_availability_zones(state="available", region=region, opts=invoke).names
-        zones = zones[:MAX_ZONES]
+        self._child = pulumi.ResourceOptions(parent=self, provider=self.aws_provider)
+        zones = self._look_up(args)
         versions = addon_versions(args.kubernetes_version, args.addon_versions)
         self.vpc_cidr = args.vpc_cidr
 
-        net = eks_network(name, args, zones, child)
-        vpc, public, private, nat_ips = net.vpc, net.public, net.private, net.nat_ips
-        control_plane_sg, node_sg = net.control_plane_sg, net.node_sg
+        net = eks_network(name, args, zones, self._child)
+        key = self._secrets_key(name, region)
+        roles = self._roles(name, args, key)
+        cluster = self._control_plane(name, args, net, roles, key)
+        # Karpenter-launched nodes join the EKS cluster security group too (discovered by this tag).
+        cluster_sg_id = cluster.vpc_config.cluster_security_group_id
+        aws.ec2.Tag(f"{name}-cluster-sg-discovery", resource_id=cluster_sg_id, key=DISCOVERY_TAG, value=name,
+                    region=region, opts=self._child)
+        issuer = cluster.identities[0].oidcs[0].issuer
+        oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=[iam.STS_AUDIENCE],
+                                             thumbprint_lists=EKS_OIDC_THUMBPRINTS, opts=self._child)
+        node_entry = self._access_entries(name, args, cluster, roles.node)
+        ebs_role, ebs_attachment = self._ebs_csi_role(name, oidc, issuer)
+        add = functools.partial(self._addon, name, region, cluster, versions)
+        self.addons = {a: add(a) for a in ADDONS_BEFORE_NODES}
+        groups = self._node_groups(name, args, cluster, net, roles, cluster_sg_id,
+                                   [*roles.node_attachments, node_entry, *self.addons.values()])
+        self.addons["coredns"] = add("coredns", *groups)
+        self.addons["aws-ebs-csi-driver"] = add("aws-ebs-csi-driver", ebs_attachment, *groups,
+                                                service_account_role_arn=ebs_role.arn)
 
-        # ---------------------------------------------------------------------------- KMS, logs
+        kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
+            lambda a: eks_kubeconfig(a[0], a[1], a[2], region))
+        self.ready = groups
+        self.provider = self._make_provider(name, pulumi.Output.secret(kubeconfig), depends_on=[cluster, *groups])
+        self._default_storage_class(name, args, groups)
+        self._publish(name, args, zones, net, cluster, oidc, issuer, roles, key, kubeconfig)
+
+    def _opts(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=list(depends_on)))
+
+    def _look_up(self, args: EksClusterArgs) -> list[str]:
+        """Account, partition and the zones (the region's first available ones when none are given)."""
+        invoke = pulumi.InvokeOptions(parent=self, provider=self.aws_provider)
+        self.account_id = aws.get_caller_identity(opts=invoke).account_id
+        self.partition = aws.get_partition(opts=invoke).partition
+        zones = list(args.zones) or aws.get_availability_zones(
+            state="available", region=args.region, opts=invoke).names
+        return zones[:MAX_ZONES]
+
+    def _secrets_key(self, name: str, region: str) -> aws.kms.Key:
         key = aws.kms.Key(f"{name}-secrets", description=f"EKS {name}: envelope encryption of Secrets",
-                          enable_key_rotation=True, deletion_window_in_days=30, region=region, opts=child)
+                          enable_key_rotation=True, deletion_window_in_days=30, region=region, opts=self._child)
         aws.kms.Alias(f"{name}-secrets", name=f"alias/eks/{name}-secrets", target_key_id=key.key_id,
-                      region=region, opts=child)
-        log_group = aws.cloudwatch.LogGroup(f"{name}-control-plane-logs", name=f"/aws/eks/{name}/cluster",
-                                            retention_in_days=args.log_retention_days, region=region, opts=child)
+                      region=region, opts=self._child)
+        return key
 
-        # ----------------------------------------------------------------------------------- IAM
+    def _roles(self, name: str, args: EksClusterArgs, key: aws.kms.Key) -> _Roles:
+        """The control plane's role (managed policies + use of the Secrets key) and the nodes' role."""
+        child = self._child
+        log_group = aws.cloudwatch.LogGroup(f"{name}-control-plane-logs", name=f"/aws/eks/{name}/cluster",
+                                            retention_in_days=args.log_retention_days, region=args.region,
+                                            opts=child)
         cluster_role = aws.iam.Role(f"{name}-cluster", name=f"{name}-cluster",
                                     assume_role_policy=iam.to_json(iam.service_trust_policy("eks.amazonaws.com")),
                                     opts=child)
@@ -235,18 +195,20 @@ class EksCluster(Cluster):
         node_attachments = [aws.iam.RolePolicyAttachment(
             f"{name}-node-{policy}", role=node_role.name, policy_arn=iam.managed_policy_arn(policy, self.partition),
             opts=child) for policy in iam.NODE_MANAGED_POLICIES]
+        return _Roles(cluster_role, cluster_deps, node_role, node_attachments)
 
-        # ------------------------------------------------------------------------------- cluster
-        cluster = aws.eks.Cluster(
-            name, name=name, version=args.kubernetes_version, role_arn=cluster_role.arn, region=region,
+    def _control_plane(self, name: str, args: EksClusterArgs, net: EksNetwork, roles: _Roles,
+                       key: aws.kms.Key) -> aws.eks.Cluster:
+        return aws.eks.Cluster(
+            name, name=name, version=args.kubernetes_version, role_arn=roles.cluster.arn, region=args.region,
             vpc_config={
-                "subnet_ids": [s.id for s in private],
-                "security_group_ids": [control_plane_sg.id],
+                "subnet_ids": [s.id for s in net.private],
+                "security_group_ids": [net.control_plane_sg.id],
                 "endpoint_private_access": True,
                 "endpoint_public_access": bool(args.public_access_cidrs),
                 # Pods here reach the public endpoint through the NAT gateways (e.g. Jenkins' `pulumi up`),
                 # other clusters through theirs: all are admitted explicitly, nothing else.
-                "public_access_cidrs": api_allow_list(list(args.public_access_cidrs), nat_ips, args.api_clients),
+                "public_access_cidrs": api_allow_list(list(args.public_access_cidrs), net.nat_ips, args.api_clients),
             },
             access_config={
                 "authentication_mode": "API",
@@ -260,71 +222,58 @@ class EksCluster(Cluster):
             upgrade_policy={"support_type": "STANDARD"},
             deletion_protection=args.deletion_protection,
             tags={"Name": name},
-            opts=opts_(*cluster_deps),
+            opts=self._opts(*roles.cluster_deps),
         )
-        # Karpenter-launched nodes join the EKS cluster security group too (discovered by this tag).
-        cluster_sg_id = cluster.vpc_config.cluster_security_group_id
-        aws.ec2.Tag(f"{name}-cluster-sg-discovery", resource_id=cluster_sg_id, key=DISCOVERY_TAG, value=name,
-                    region=region, opts=child)
 
-        issuer = cluster.identities[0].oidcs[0].issuer
-        oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=[iam.STS_AUDIENCE],
-                                             thumbprint_lists=EKS_OIDC_THUMBPRINTS, opts=child)
-
-        # ------------------------------------------------------------------------ access entries
+    def _access_entries(self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
+                        node_role: aws.iam.Role) -> aws.eks.AccessEntry:
+        """Cluster-admin entries for the deployers and admins; the nodes' entry (returned)."""
+        region = args.region
         for i, arn in enumerate(admin_principals(args)):
             entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn,
-                                        type="STANDARD", region=region, opts=child)
+                                        type="STANDARD", region=region, opts=self._child)
             aws.eks.AccessPolicyAssociation(
                 f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn,
                 policy_arn=iam.eks_access_policy_arn(iam.EKS_CLUSTER_ADMIN_ACCESS_POLICY, self.partition),
-                access_scope={"type": "cluster"}, region=region, opts=opts_(entry))
-        node_entry = aws.eks.AccessEntry(f"{name}-node", cluster_name=cluster.name, principal_arn=node_role.arn,
-                                         type="EC2_LINUX", region=region, opts=child)
+                access_scope={"type": "cluster"}, region=region, opts=self._opts(entry))
+        return aws.eks.AccessEntry(f"{name}-node", cluster_name=cluster.name, principal_arn=node_role.arn,
+                                   type="EC2_LINUX", region=region, opts=self._child)
 
-        # ------------------------------------------------------------------------------- add-ons
-        ebs_role = aws.iam.Role(
+    def _ebs_csi_role(self, name: str, oidc: aws.iam.OpenIdConnectProvider,
+                      issuer: pulumi.Output[str]) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+        role = aws.iam.Role(
             f"{name}-ebs-csi", name=f"{name}-ebs-csi",
             assume_role_policy=pulumi.Output.all(oidc.arn, issuer).apply(
                 lambda a: iam.to_json(iam.irsa_trust_policy(a[0], a[1], *EBS_CSI_SERVICE_ACCOUNT))),
-            opts=child)
-        ebs_attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-ebs-csi-{iam.EBS_CSI_MANAGED_POLICY}", role=ebs_role.name,
-            policy_arn=iam.managed_policy_arn(iam.EBS_CSI_MANAGED_POLICY, self.partition), opts=child)
+            opts=self._child)
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi-{iam.EBS_CSI_MANAGED_POLICY}", role=role.name,
+            policy_arn=iam.managed_policy_arn(iam.EBS_CSI_MANAGED_POLICY, self.partition), opts=self._child)
+        return role, attachment
 
-        def addon(addon_name: str, *depends_on: pulumi.Resource, **kw) -> aws.eks.Addon:
-            configuration = ADDON_CONFIGURATION.get(addon_name)
-            return aws.eks.Addon(
-                f"{name}-{addon_name}", cluster_name=cluster.name, addon_name=addon_name,
-                addon_version=versions[addon_name],
-                configuration_values=json.dumps(configuration, sort_keys=True) if configuration else None,
-                resolve_conflicts_on_create="OVERWRITE",
-                resolve_conflicts_on_update="OVERWRITE", region=region, opts=opts_(*depends_on), **kw)
+    def _addon(self, name: str, region: str, cluster: aws.eks.Cluster, versions: dict[str, str],
+               addon_name: str, *depends_on: pulumi.Resource, **kw: Any) -> aws.eks.Addon:
+        configuration = ADDON_CONFIGURATION.get(addon_name)
+        return aws.eks.Addon(
+            f"{name}-{addon_name}", cluster_name=cluster.name, addon_name=addon_name,
+            addon_version=versions[addon_name],
+            configuration_values=json.dumps(configuration, sort_keys=True) if configuration else None,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE", region=region, opts=self._opts(*depends_on), **kw)
 
-        self.addons = {a: addon(a) for a in ADDONS_BEFORE_NODES}
-
-        # --------------------------------------------------------------------------- node groups
+    def _node_groups(self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster, net: EksNetwork,
+                     roles: _Roles, cluster_sg_id: pulumi.Output[str],
+                     depends_on: list[pulumi.Resource]) -> list[aws.eks.NodeGroup]:
+        """The tainted system group and the workload groups, each with an IMDSv2-only launch template."""
         system = NodePoolSpec(SYSTEM_POOL, machine_type=args.system_machine_type, min_size=args.system_min_size,
                               max_size=args.system_max_size)
-        node_deps = [*node_attachments, node_entry, *self.addons.values()]
         self.node_groups = {}
         for pool in [system, *args.node_pools]:
-            lt = aws.ec2.LaunchTemplate(
-                f"{name}-{pool.name}", name=f"{name}-{pool.name}", region=region,
-                description=f"EKS {name} node group {pool.name}: IMDSv2 only, encrypted gp3 root volume",
-                metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
-                                  "http_put_response_hop_limit": 1, "instance_metadata_tags": "disabled"},
-                block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
-                    "volume_size": pool.disk_gb, "volume_type": "gp3", "encrypted": "true",
-                    "delete_on_termination": "true"}}],
-                vpc_security_group_ids=[cluster_sg_id, node_sg.id],
-                tag_specifications=[{"resource_type": kind, "tags": {**tags, "Name": f"{name}-{pool.name}"}}
-                                    for kind in ("instance", "volume", "network-interface")],
-                update_default_version=True, opts=child)
+            lt = self._launch_template(name, args.region, pool, [cluster_sg_id, net.node_sg.id])
             self.node_groups[pool.name] = aws.eks.NodeGroup(
                 f"{name}-{pool.name}", cluster_name=cluster.name, node_group_name=pool.name,
-                node_role_arn=node_role.arn, subnet_ids=[s.id for s in private], version=args.kubernetes_version,
-                ami_type=AMI_TYPE, instance_types=[pool.machine_type],
+                node_role_arn=roles.node.arn, subnet_ids=[s.id for s in net.private],
+                version=args.kubernetes_version, ami_type=AMI_TYPE, instance_types=[pool.machine_type],
                 capacity_type="SPOT" if pool.spot else "ON_DEMAND",
                 scaling_config={"min_size": pool.min_size, "max_size": pool.max_size,
                                 "desired_size": pool.desired_size if pool.desired_size is not None else pool.min_size},
@@ -332,48 +281,60 @@ class EksCluster(Cluster):
                 labels={**pool.labels, NODE_POOL_LABEL: pool.name},
                 taints=[SYSTEM_TAINT] if pool is system else [],
                 launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
-                region=region, opts=opts_(*node_deps))
-        groups = list(self.node_groups.values())
-        self.addons["coredns"] = addon("coredns", *groups)
-        self.addons["aws-ebs-csi-driver"] = addon("aws-ebs-csi-driver", ebs_attachment, *groups,
-                                                  service_account_role_arn=ebs_role.arn)
+                region=args.region, opts=self._opts(*depends_on))
+        return list(self.node_groups.values())
 
-        # ------------------------------------------------------------------- kubeconfig, provider
-        kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
-            lambda a: eks_kubeconfig(a[0], a[1], a[2], region))
-        self.ready = groups
-        self.provider = self._make_provider(name, pulumi.Output.secret(kubeconfig), depends_on=[cluster, *groups])
-        # EKS 1.30+ has no default StorageClass: an encrypted gp3 one (EBS CSI) for PVCs without a class.
-        # With deletion protection (prod) its volumes are retained: a deleted PVC (a mistaken destroy or
-        # rename of Jenkins or Prometheus) leaves the EBS volume and its PV to rebind.
+    def _launch_template(self, name: str, region: str, pool: NodePoolSpec,
+                         security_groups: list[pulumi.Input[str]]) -> aws.ec2.LaunchTemplate:
+        return aws.ec2.LaunchTemplate(
+            f"{name}-{pool.name}", name=f"{name}-{pool.name}", region=region,
+            description=f"EKS {name} node group {pool.name}: IMDSv2 only, encrypted gp3 root volume",
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
+                              "http_put_response_hop_limit": 1, "instance_metadata_tags": "disabled"},
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "volume_size": pool.disk_gb, "volume_type": "gp3", "encrypted": "true",
+                "delete_on_termination": "true"}}],
+            vpc_security_group_ids=security_groups,
+            tag_specifications=[{"resource_type": kind, "tags": {**self._tags, "Name": f"{name}-{pool.name}"}}
+                                for kind in ("instance", "volume", "network-interface")],
+            update_default_version=True, opts=self._child)
+
+    def _default_storage_class(self, name: str, args: EksClusterArgs, groups: list[aws.eks.NodeGroup]) -> None:
+        """EKS 1.30+ has no default StorageClass: an encrypted gp3 one (EBS CSI) for PVCs without a class.
+        With deletion protection (prod) its volumes are retained: a deleted PVC (a mistaken destroy or
+        rename of Jenkins or Prometheus) leaves the EBS volume and its PV to rebind."""
         k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata={"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
                       "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
             provisioner="ebs.csi.aws.com", volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True,
-            reclaim_policy=storage_reclaim_policy(args.deletion_protection), parameters={"type": "gp3", "encrypted": "true"},
+            reclaim_policy=storage_reclaim_policy(args.deletion_protection),
+            parameters={"type": "gp3", "encrypted": "true"},
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider,
                                         depends_on=[*groups, self.addons["aws-ebs-csi-driver"]]))
 
-        # ------------------------------------------------------------------- extra attributes
-        self.vpc_id = vpc.id
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+    def _publish(self, name: str, args: EksClusterArgs, zones: list[str], net: EksNetwork,
+                 cluster: aws.eks.Cluster, oidc: aws.iam.OpenIdConnectProvider, issuer: pulumi.Output[str],
+                 roles: _Roles, key: aws.kms.Key, kubeconfig: pulumi.Output[str]) -> None:
+        """The attributes other AWS components build on, then the cluster interface's outputs."""
+        self.vpc_id = net.vpc.id
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in net.private])
         self.network = ClusterNetwork(cloud="aws", vpc_id=self.vpc_id, private_subnet_ids=self.private_subnet_ids,
                                       vpc_cidr=self.vpc_cidr)
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
-        self.cluster_security_group_id = cluster_sg_id
-        self.node_security_group_id = node_sg.id
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in net.public])
+        self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.node_security_group_id = net.node_sg.id
         self.oidc_provider_arn = oidc.arn
         self.oidc_provider_url = issuer
-        self.node_role_arn = node_role.arn
+        self.node_role_arn = roles.node.arn
         self.eks_cluster_name = cluster.name
         self.kms_key_arn = key.arn
         self._finish(
-            name=name, cloud="aws", region=region, zones=zones, endpoint=cluster.endpoint,
+            name=name, cloud="aws", region=args.region, zones=zones, endpoint=cluster.endpoint,
             # The prefix of this cluster's ECR repositories (``<cluster>/<service>``, see ServiceImage).
-            kubeconfig=kubeconfig, registry_url=f"{ecr_registry_url(self.account_id, region)}/{name}",
+            kubeconfig=kubeconfig, registry_url=f"{ecr_registry_url(self.account_id, args.region)}/{name}",
             workload_identity={"type": "irsa", "oidc_provider_arn": oidc.arn, "oidc_issuer_url": issuer},
-            capacity=pools_capacity(args.node_pools), egress_cidrs=pulumi.Output.all(*nat_ips),
+            capacity=pools_capacity(args.node_pools), egress_cidrs=pulumi.Output.all(*net.nat_ips),
             extra_outputs={
                 "vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids,
                 "public_subnet_ids": self.public_subnet_ids, "vpc_cidr": self.vpc_cidr,

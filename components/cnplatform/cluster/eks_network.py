@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-MAX_ZONES = 3
+from cnplatform.cluster.eks_spec import MAX_ZONES
+
 #: Tag Karpenter's EC2NodeClass selects subnets and security groups by.
 DISCOVERY_TAG = "karpenter.sh/discovery"
 

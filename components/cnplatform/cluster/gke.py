@@ -109,7 +109,7 @@ class GkeClusterArgs:
             "release_channel": _v.one_of("RAPID", "REGULAR", "STABLE"), "api_clients": _v.cidr,
             "nat_addresses": _v.in_range(1, 16), "registry_repository": _v.dns_label,
             "control_plane_ports": _v.port,
-        })
+        }, checks=[_v.zones_in_region("gcp")])
 
 
 def node_service_account_id(cluster: str) -> str:

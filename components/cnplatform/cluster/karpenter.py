@@ -20,6 +20,7 @@ except ModuleNotFoundError as exc:
     raise missing_extra(exc, __name__) from None
 import pulumi_kubernetes as k8s
 
+from cnplatform import validation as _v
 from cnplatform.cluster import iam
 from cnplatform.manifests import custom_resource
 from cnplatform.naming import MANAGED_BY, type_token
@@ -82,7 +83,23 @@ class KarpenterArgs:
     node_volume_gb: int = 50
     """Root volume of Karpenter nodes (GiB, encrypted gp3)."""
     ami_alias: str = "al2023@latest"
-    """EC2NodeClass AMI alias."""
+    """EC2NodeClass AMI alias (``<family>@latest`` or ``<family>@v<YYYYMMDD>``)."""
+
+    def __post_init__(self) -> None:
+        """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
+        _v.check_args(self, {
+            "cluster_name": _v.dns_label, "region": _v.aws_region, "account_id": _v.aws_account_id,
+            "replicas": _v.in_range(1, 10), "instance_categories": _v.one_of(*INSTANCE_CATEGORIES),
+            "capacity_types": _v.one_of("spot", "on-demand", "reserved"), "cpu_limit": _v.in_range(1),
+            "memory_limit": _v.quantity, "consolidation": _v.one_of("WhenEmptyOrUnderutilized", "WhenEmpty"),
+            "consolidate_after": _v.duration, "disruption_budget": _v.disruption_budget,
+            "node_volume_gb": _v.in_range(20, 16384), "ami_alias": _v.ami_alias,
+        })
+
+
+#: EC2 instance categories (the letter families of ``karpenter.k8s.aws/instance-category``).
+INSTANCE_CATEGORIES = ("a", "c", "d", "f", "g", "h", "i", "im", "inf", "is", "m", "p", "r", "t", "trn", "u",
+                       "vt", "x", "z")
 
 
 def node_role_name(cluster: str) -> str:

@@ -57,6 +57,8 @@ class MySqlDatabaseArgs:
     """local: CPU limit."""
     memory_limit: str = "1Gi"
     """local: memory limit."""
+    performance_schema: bool = True
+    """local: run MySQL's Performance Schema (its memory is most of an idle server's: off for a laptop database)."""
     cluster: str = "dev"
     """Cluster name (prefix of cloud instance names)."""
     region: Optional[str] = None

@@ -92,7 +92,7 @@ def statefulset_spec(args: "MySqlDatabaseArgs") -> dict:
         "name": "mysql",
         "image": local_image(args.mysql_version, args.image),
         "imagePullPolicy": "IfNotPresent",
-        "args": ["--skip-name-resolve"],
+        "args": ["--skip-name-resolve", *([] if args.performance_schema else ["--performance-schema=OFF"])],
         "ports": [{"name": "mysql", "containerPort": MYSQL_PORT, "protocol": "TCP"}],
         "env": [
             {"name": "MYSQL_DATABASE", "value": database},

@@ -100,6 +100,14 @@ class IstioMeshArgs:
     """Gateway CPU limit."""
     gateway_memory_limit: str = "512Mi"
     """Gateway memory limit."""
+    cni_cpu_request: str = "100m"
+    """CPU request of each Istio CNI node agent pod (the chart default)."""
+    cni_memory_request: str = "100Mi"
+    """Memory request of each Istio CNI node agent pod (the chart default)."""
+    cni_cpu_limit: Optional[str] = None
+    """CPU limit of each CNI node agent pod (None: no limit, the chart default)."""
+    cni_memory_limit: Optional[str] = None
+    """Memory limit of each CNI node agent pod (None: no limit, the chart default)."""
     gateway_service_type: str = "NodePort"
     """``NodePort`` (kind) or ``LoadBalancer`` (cloud)."""
     http_node_port: Optional[int] = None
@@ -159,11 +167,13 @@ class IstioMeshArgs:
             "outbound_traffic_policy": _v.one_of("ALLOW_ANY", "REGISTRY_ONLY"), "gateway_replicas": _v.positive,
             "gateway_cpu_request": _v.quantity, "gateway_memory_request": _v.quantity,
             "gateway_cpu_limit": _v.quantity, "gateway_memory_limit": _v.quantity,
+            "cni_cpu_request": _v.quantity, "cni_memory_request": _v.quantity,
+            "cni_cpu_limit": _v.quantity, "cni_memory_limit": _v.quantity,
             "gateway_service_type": _v.one_of("ClusterIP", "NodePort", "LoadBalancer"),
             "http_node_port": _v.in_range(30000, 32767), "https_node_port": _v.in_range(30000, 32767),
             "ingress_hosts": _v.hostname, "tls_secret_name": _v.dns_label, "app_namespaces": _v.dns_label,
-        }, checks=[_v.requests_within_limits(*[(f"{p}_{r}_request", f"{p}_{r}_limit")
-                                               for p in ("istiod", "proxy", "gateway") for r in ("cpu", "memory")]),
+        }, checks=[_v.requests_within_limits(*[(f"{p}_{r}_request", f"{p}_{r}_limit") for r in ("cpu", "memory")
+                                               for p in ("istiod", "proxy", "gateway", "cni")]),
                    _v.not_above("istiod_replicas", "istiod_autoscale_max"),
                    _v.not_above("gateway_replicas", "gateway_autoscale_max")])
 

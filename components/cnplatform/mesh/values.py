@@ -41,9 +41,6 @@ CONSUL_RELEASE = "consul"
 CNI_CHART = "cni"
 CNI_RELEASE = "istio-cni"
 CNI_NAMESPACE = "kube-system"
-#: Requests of each CNI node agent pod (the chart default, set explicitly so the footprint counts the
-#: same dict; the chart's values schema accepts requests only, no limits).
-CNI_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}}
 #: Where GKE nodes keep CNI binaries (the chart only guesses it from the API server's version string).
 GKE_CNI_BIN_DIR = "/home/kubernetes/bin"
 
@@ -165,6 +162,16 @@ def istiod_values(args: "IstioMeshArgs") -> dict:
     return values
 
 
+def cni_resources(args: "IstioMeshArgs") -> dict:
+    """Requests (and the limits that are set) of each CNI node agent pod: the footprint counts this dict.
+    The chart's ``istio-cni.resources`` helper renders ``limits`` and ``requests`` as given."""
+    out: dict[str, dict[str, str]] = {"requests": {"cpu": args.cni_cpu_request, "memory": args.cni_memory_request}}
+    limits = {k: v for k, v in (("cpu", args.cni_cpu_limit), ("memory", args.cni_memory_limit)) if v}
+    if limits:
+        out["limits"] = limits
+    return out
+
+
 def cni_values(args: "IstioMeshArgs") -> dict:
     """istio/cni release ``istio-cni`` in kube-system: the node agent that replaces ``istio-init``.
 
@@ -174,7 +181,7 @@ def cni_values(args: "IstioMeshArgs") -> dict:
     """
     values: dict[str, Any] = {
         "global": {"hub": ISTIO_HUB, "tag": ISTIO_VERSION},
-        "resources": {"requests": dict(CNI_RESOURCES["requests"])},
+        "resources": cni_resources(args),
     }
     if args.platform == "gke":
         values["global"]["platform"] = "gke"

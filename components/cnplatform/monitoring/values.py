@@ -56,16 +56,17 @@ def _res(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str) -> dict:
 #: pods (set through the operator); ``grafana-sidecar`` is each of Grafana's two sidecars
 #: (dashboards, datasources).
 SIZES: dict[str, dict[str, dict]] = {
+    # dev: one kind node, a handful of targets (sources of each figure: docs/footprint.md).
     "small": {
-        "prometheus": _res("200m", "512Mi", "1", "1536Mi"),
-        "alertmanager": _res("20m", "48Mi", "100m", "128Mi"),
+        "prometheus": _res("100m", "400Mi", "1", "1536Mi"),
+        "alertmanager": _res("10m", "48Mi", "100m", "128Mi"),
         "config-reloader": _res("10m", "24Mi", "50m", "48Mi"),
-        "grafana": _res("50m", "192Mi", "500m", "384Mi"),
+        "grafana": _res("25m", "192Mi", "500m", "384Mi"),
         "grafana-sidecar": _res("10m", "64Mi", "100m", "128Mi"),
-        "prometheus-operator": _res("50m", "64Mi", "200m", "192Mi"),
-        "kube-state-metrics": _res("10m", "48Mi", "100m", "128Mi"),
+        "prometheus-operator": _res("20m", "64Mi", "200m", "192Mi"),
+        "kube-state-metrics": _res("10m", "32Mi", "100m", "128Mi"),
         "node-exporter": _res("10m", "24Mi", "200m", "64Mi"),
-        "prometheus-istio-proxy": _res("10m", "64Mi", "200m", "256Mi"),
+        "prometheus-istio-proxy": _res("10m", "40Mi", "200m", "256Mi"),
     },
     "production": {
         "prometheus": _res("500m", "2Gi", "2", "4Gi"),

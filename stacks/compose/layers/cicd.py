@@ -2,7 +2,8 @@
 
 Controller size is a pure function of the tier (``TierDefaults.jenkins_resources``); the footprint is computed
 from the same values the chart receives, plus ONE agent pod (the largest of the pipeline's pod
-templates in ``ci/jenkins/pods/``): agents are ephemeral, one build at a time is what we reserve for.
+templates in ``ci/jenkins/pods/`` that this stack's pipeline starts: ``deploy`` only where Jenkins
+deploys a stack): agents are ephemeral, one build at a time is what we reserve for.
 """
 from __future__ import annotations
 
@@ -98,11 +99,18 @@ def pod_resources(pod: dict) -> dict[str, dict[str, str]]:
     return out
 
 
+#: The agent pod (``ci/jenkins/pods/<name>.yaml``) that only the Preview and Deploy stages start: the
+#: Jenkinsfile skips both when the stack's Jenkins deploys no stack (tier dev).
+DEPLOY_POD = "deploy"
+
+
 def footprint(cfg, cluster_cfg) -> list[Workload]:
     if not cfg.cicd.enabled or cluster_cfg.name != jenkins_cluster(cfg):
         return []
     res = footprint_resources(jenkins_args(cfg, cluster_cfg))
-    pods = {name: pod_resources(pod) for name, pod in agent_pods().items()}
+    # deploy_plan of any stack name: only whether it deploys anything matters here.
+    deploys = bool(deploy_plan(cfg, "stack")[0])
+    pods = {name: pod_resources(pod) for name, pod in agent_pods().items() if deploys or name != DEPLOY_POD}
     largest = max(pods, key=lambda n: (memory_mib(pods[n]["requests"]["memory"]),
                                        cpu_millicores(pods[n]["requests"]["cpu"])))
     return [

@@ -34,7 +34,7 @@ from cnplatform.naming import service_account_principal
 from stacks.compose.context import ClusterContext, MeshMember
 from stacks.compose.layers import ingress_certificate
 from stacks.compose.layers.addons import issuer_type
-from stacks.compose.workloads import SIDECAR, Workload
+from stacks.compose.workloads import Workload
 from stacks.config import ClusterConfig, ServiceConfig, StackConfig
 
 LAYER = "mesh"
@@ -80,15 +80,15 @@ def cni_platform(cluster_cfg: ClusterConfig) -> str:
 def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
     """Everything the mesh of one cluster needs, decided from config (tier, cloud, cluster count),
     including the policies of the services on the cluster."""
-    local = cluster_cfg.cloud == "local"
+    local, sidecar = cluster_cfg.cloud == "local", cfg.defaults.sidecar_resources
     args = IstioMeshArgs(
         cluster_name=cluster_cfg.name,
         charts_dir=cfg.charts_dir,
         network=network_of(cluster_cfg),
         mesh_id=cfg.mesh.mesh_id,
         **cfg.defaults.mesh_sizing,
-        proxy_cpu_request=SIDECAR["requests"]["cpu"], proxy_memory_request=SIDECAR["requests"]["memory"],
-        proxy_cpu_limit=SIDECAR["limits"]["cpu"], proxy_memory_limit=SIDECAR["limits"]["memory"],
+        proxy_cpu_request=sidecar["requests"]["cpu"], proxy_memory_request=sidecar["requests"]["memory"],
+        proxy_cpu_limit=sidecar["limits"]["cpu"], proxy_memory_limit=sidecar["limits"]["memory"],
         access_logs=cfg.mesh.access_logs,
         outbound_traffic_policy=outbound_policy(cfg),
         hold_application_until_proxy_starts=True,

@@ -34,8 +34,11 @@ from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
 from stacks.config import ROOT, ServiceConfig
 
-#: Requests/limits of an in-cluster (dev) MySQL pod; the footprint counts the same values.
-LOCAL_MYSQL_RESOURCES = {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+#: Requests/limits of an in-cluster (kind, i.e. dev) MySQL pod; the footprint counts the same values.
+#: Sized for MySQL without the Performance Schema (a laptop database needs no instrumentation; it is
+#: most of an idle server's memory): docs/footprint.md gives the source of each figure.
+LOCAL_MYSQL_RESOURCES = {"requests": {"cpu": "25m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+LOCAL_MYSQL_PERFORMANCE_SCHEMA = False
 KEEP_IMAGES = 20
 
 
@@ -135,6 +138,7 @@ def _database(ctx: ClusterContext, svc: ServiceConfig) -> tuple[MySqlDatabase, l
         cpu_request=LOCAL_MYSQL_RESOURCES["requests"]["cpu"],
         memory_request=LOCAL_MYSQL_RESOURCES["requests"]["memory"],
         cpu_limit=LOCAL_MYSQL_RESOURCES["limits"]["cpu"], memory_limit=LOCAL_MYSQL_RESOURCES["limits"]["memory"],
+        performance_schema=LOCAL_MYSQL_PERFORMANCE_SCHEMA,
         region=cc.region if cc.cloud != "local" else None,
         high_availability=cfg.defaults.strict_zone_spread, deletion_protection=cfg.protect, protect=cfg.protect,
         backup_retention_days=cfg.defaults.backup_retention_days,
@@ -196,10 +200,11 @@ def service_args(cfg, svc, *, image: Any, mesh_enabled: bool,
     replicas = cfg.replicas(svc)
     low, high = autoscaling_bounds(cfg, svc)
     callers = cfg.callers.get(svc.name, [])
+    res = cfg.resources(svc)
     args = MicroserviceArgs(
         name=svc.name, namespace=svc.namespace, image=image, port=svc.port, replicas=replicas,
-        cpu_request=svc.resources.requests.cpu, memory_request=svc.resources.requests.memory,
-        cpu_limit=svc.resources.limits.cpu, memory_limit=svc.resources.limits.memory,
+        cpu_request=res["requests"]["cpu"], memory_request=res["requests"]["memory"],
+        cpu_limit=res["limits"]["cpu"], memory_limit=res["limits"]["memory"],
         env=dict(svc.env),
         secret_env={k: SecretKeyRef(v.secret, v.key) for k, v in svc.secret_env.items()},
         calls=[Peer(c, cfg.service(c).namespace, cfg.service(c).port) for c in svc.calls],
