@@ -96,7 +96,9 @@ def pinned_image(service: str) -> str:
 def program_config_keys(project: Path) -> set[str]:
     """The top-level stack config keys the program's typed model knows (so overrides stay valid when the
     program gains or lacks one, e.g. ``charts_dir``)."""
-    text = (project / "stacks" / "config.py").read_text()
+    package = project / "stacks" / "config"
+    files = sorted(package.glob("*.py")) if package.is_dir() else [project / "stacks" / "config.py"]
+    text = next((t for t in (f.read_text() for f in files) if "class StackConfig(" in t), "")
     m = re.search(r"^class StackConfig\(.*?\n(.*?)(?=^class |\Z)", text, re.S | re.M)
     body = m.group(1) if m else ""
     return set(re.findall(r"^    (\w+)\s*:", body, re.M))

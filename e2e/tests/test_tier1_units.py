@@ -22,6 +22,7 @@ helm_python = pytest.importorskip("helm_python", reason="helm-python-sdk not ins
 pytest.importorskip("cryptography", reason="cryptography not installed (pip install -r e2e/requirements.txt)")
 
 from e2e import admission, tier1  # noqa: E402
+from stacks.config.tiers import TIERS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def test_istiod_injector_values_feed_the_simulated_injector(render):
     cm = next(o for o in out.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "istio-sidecar-injector")
     cfg = admission.InjectorConfig.from_values(json.loads(cm["data"]["values"]))
     assert cfg.image == "docker.io/istio/proxyv2:1.29.6"
-    assert cfg.resources["requests"] == {"cpu": "100m", "memory": "128Mi"}
+    assert cfg.resources["requests"] == TIERS["dev"].sidecar_resources["requests"]  # the dev stack's sidecar size
     assert cfg.cni is True
 
 
