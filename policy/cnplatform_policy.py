@@ -43,6 +43,14 @@ Rules (each a policy name; every violation message says what to change):
     pods. Canary Deployments (pod label ``version: canary``) are exempt: the stable one carries it.
 ``private-gke-webhook-ports``, ``eks-network-policy-enforced``, ``image-from-reachable-registry``
     (stack policies) tie objects to their cloud cluster: see ``cluster_rules.py``.
+``rds-mysql-requires-tls`` (stack policy), ``cloudsql-requires-tls``
+    Cloud MySQL refuses plaintext connections: see ``database_rules.py``.
+``ci-untrusted-namespace-has-no-credentials`` (stack policy)
+    No Secret or cloud identity where CI runs untrusted code: see ``cicd_rules.py``.
+``eastwest-gateway-exposure``
+    An Istio east-west gateway's load balancer admits only its peers, no istiod port: see ``mesh_rules.py``.
+``kubernetes-object-size``
+    Objects fit the API server's limits (ConfigMap/Secret data, annotations, etcd): see ``size_rules.py``.
 
 "prod": the stack name (from the resource URN) matches :data:`PROD_STACK_PATTERN` (``prod``,
 ``production``, ``eu-prod``, ``prod-2``; not ``non-prod``, ``pre-prod``, ``product``), or the object carries ``cnplatform.io/tier: prod`` (or
@@ -67,11 +75,19 @@ from pulumi_policy import (
 )
 
 try:  # the pack runs with policy/ as its working directory; tests import it as ``policy.*``
+    from cicd_rules import policies as cicd_policies
     from cluster_rules import ObjectMeta
     from cluster_rules import stack_policies as cluster_stack_policies
+    from database_rules import policies as database_policies
+    from mesh_rules import resource_policies as mesh_policies
+    from size_rules import policies as size_policies
 except ImportError:  # pragma: no cover - depends on how the module is loaded
+    from policy.cicd_rules import policies as cicd_policies
     from policy.cluster_rules import ObjectMeta
     from policy.cluster_rules import stack_policies as cluster_stack_policies
+    from policy.database_rules import policies as database_policies
+    from policy.mesh_rules import resource_policies as mesh_policies
+    from policy.size_rules import policies as size_policies
 
 PACK_NAME = "cnplatform-guarantees"
 
@@ -440,3 +456,7 @@ POLICIES = [
         config_schema=_PATTERN_SCHEMA),
 ]
 POLICIES += cluster_stack_policies()
+POLICIES += database_policies()
+POLICIES += cicd_policies()
+POLICIES += mesh_policies()
+POLICIES += size_policies()

@@ -121,8 +121,18 @@ COMMENTED_DEFAULTS = {
     # istiod values.yaml: "# validationFailurePolicy: Fail" under base:, read by both charts' validators.
     "istiod": ["base.validationFailurePolicy"],
     "base": ["base.validationFailurePolicy"],
-    # grafana values.yaml: "# useExistingRole: name-of-some-role" under rbac:.
-    "kube-prometheus-stack": ["grafana.rbac.useExistingRole"],
+    # grafana values.yaml: "# useExistingRole: name-of-some-role" under rbac:. "# priorityClassName:" of
+    # grafana, kube-state-metrics, node-exporter and prometheusOperator (each read by its pod template).
+    "kube-prometheus-stack": ["grafana.rbac.useExistingRole", "grafana.priorityClassName",
+                              "kube-state-metrics.priorityClassName", "prometheus-node-exporter.priorityClassName",
+                              "prometheusOperator.priorityClassName"],
+}
+
+#: Keys a chart's templates read that its values.yaml does not declare at all (not even commented).
+TEMPLATE_ONLY_KEYS = {
+    # istio-cni 1.29.6 templates/zzz_profile.yaml: coalesce .Values.platform .Values.global.platform
+    # selects files/profile-platform-<name>.yaml (Istio's documented platform profiles, e.g. gke).
+    "cni": ["global.platform"],
 }
 
 
@@ -150,7 +160,7 @@ SUBCHARTS = {
     },
 }
 #: The reference folder of each chart name we deploy.
-CHART_DIRS = {"base": "istio-base", "istiod": "istiod", "gateway": "istio-gateway"}
+CHART_DIRS = {"base": "istio-base", "istiod": "istiod", "gateway": "istio-gateway", "cni": "istio-cni"}
 
 
 @lru_cache(maxsize=None)
@@ -184,7 +194,8 @@ def chart_version(chart: str) -> str:
 def unknown_values_keys(chart: str, values: dict, open_paths: Iterable[str] = ()) -> list[str]:
     """Key paths of ``values`` that the chart's values.yaml does not have."""
     unknown: list[str] = []
-    patterns = OPEN_PATHS.get(chart, []) + COMMENTED_DEFAULTS.get(chart, []) + list(open_paths)
+    patterns = [*OPEN_PATHS.get(chart, []), *COMMENTED_DEFAULTS.get(chart, []),
+                *TEMPLATE_ONLY_KEYS.get(chart, []), *open_paths]
     if chart == "istiod" and isinstance(values.get("pilot"), dict):
         # istiod's templates merge `.pilot` over `.` (zzy_descope_legacy.yaml): pilot.X means X.
         values = {**{k: v for k, v in values.items() if k != "pilot"}, **values["pilot"]}

@@ -166,7 +166,8 @@ def test_values_are_the_same_dicts_the_footprint_reads():
             assert footprint["metrics-server"] == Workload.of(
                 "addons", "metrics-server", values["replicas"], values["resources"])
             values = found[(cluster_cfg.name, "cert-manager")]["values"]
-            assert values == cm.cert_manager_values(layer.cert_manager_replicas(cfg.tier))
+            args = layer.cert_manager_args(cfg, cluster_cfg)
+            assert values == cm.cert_manager_values(args.replicas, args.priority_class_name)
             for deployment, (replicas, resources) in cm.deployment_resources(values).items():
                 assert footprint[deployment] == Workload.of("addons", deployment, replicas, resources)
             assert set(footprint) == {"metrics-server", "cert-manager", "cert-manager-webhook",

@@ -42,6 +42,6 @@ def test_a_listed_skip_passes_only_with_its_reason(tmp_path):
 def test_the_allowed_list_is_only_what_ci_cannot_run():
     """Each entry says why; nothing a package would provide (promtool, amtool, MariaDB, the tools venv)."""
     entries = [line for line in ALLOWED.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    assert entries and all(" | " in line for line in entries)
+    assert all(" | " in line for line in entries)  # empty: CI skips nothing at all
     for tool in ("promtool", "amtool", "mariadb", "tools venv", "helm_python"):
         assert tool not in "\n".join(entries).lower()

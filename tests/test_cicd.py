@@ -122,15 +122,16 @@ def test_jcasc_scripts_parse_and_security():
     assert jenkins["numExecutors"] == 0
 
 
-def test_kubernetes_cloud_runs_pod_agents_in_jenkins_with_agent_sa():
+def test_kubernetes_cloud_runs_pod_agents_in_jenkins_agents_with_agent_sa():
     values = dev_values()
     clouds = scripts(values)["cloud"]["jenkins"]["clouds"]
     assert len(clouds) == 1
     cloud = clouds[0]["kubernetes"]
-    assert cloud["namespace"] == "jenkins"
+    assert cloud["namespace"] == "jenkins-agents"  # untrusted code never runs next to the controller
     assert cloud["jenkinsUrl"] == "http://jenkins.jenkins.svc.cluster.local:8080"
+    assert cloud["jenkinsTunnel"] == "jenkins-agent.jenkins.svc.cluster.local:50000"
     for template in cloud["templates"]:
-        assert template["namespace"] == "jenkins" and template["serviceAccount"] == "jenkins-agent"
+        assert template["namespace"] == "jenkins-agents" and template["serviceAccount"] == "jenkins-agent"
         assert all(":" in c["image"] and not c["image"].endswith(":latest") for c in template["containers"])
 
 
@@ -241,36 +242,37 @@ def test_controller_pod_meets_restricted_profile():
 
 def test_namespace_baseline_without_sidecar_injection():
     namespaces = [n for n in cicd_objects(capture_stack("dev"), "Namespace")]
-    assert [n["metadata"]["name"] for n in namespaces] == ["jenkins"]
-    labels = namespaces[0]["metadata"]["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
-    assert labels["istio-injection"] == "disabled"
+    assert sorted(n["metadata"]["name"] for n in namespaces) == ["jenkins", "jenkins-agents", "jenkins-deploy"]
+    for ns in namespaces:
+        labels = ns["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+        assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+        assert labels["istio-injection"] == "disabled"
 
 
 # ------------------------------------------------------------------------------------------- RBAC
 
 
 def test_agent_role_is_minimal_and_namespaced():
+    """Agents get no RBAC at all; the controller gets the chart's schedule-agents rules in
+    jenkins-deploy (the chart covers agent.namespace = jenkins-agents), nothing cluster-wide."""
     capture = capture_stack("dev")
-    roles = cicd_objects(capture, "Role")
-    assert len(roles) == 1
-    role = roles[0]
-    assert role["metadata"] == {**role["metadata"], "name": "jenkins-agent", "namespace": "jenkins"}
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods", "pods/log"],
-         "verbs": ["create", "delete", "get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["jenkins-registry-push"], "verbs": ["get"]},
-    ]
+    [role] = cicd_objects(capture, "Role")
+    assert role["metadata"] == {**role["metadata"], "name": "jenkins-schedule-agents", "namespace": "jenkins-deploy"}
+    assert role["rules"] == j.agent_role_rules()
+    assert not any(r["resources"] == ["secrets"] or "secrets" in r["resources"] for r in role["rules"])
     for rule in role["rules"]:
         for key in ("apiGroups", "resources", "verbs", "resourceNames"):
             assert WILDCARD not in rule.get(key, []), rule
     [binding] = cicd_objects(capture, "RoleBinding")
-    assert binding["metadata"]["namespace"] == "jenkins"
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jenkins-agent"}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "jenkins-agent", "namespace": "jenkins"}]
-    [sa] = cicd_objects(capture, "ServiceAccount")
-    assert sa["metadata"]["name"] == "jenkins-agent" and sa["automountServiceAccountToken"] is False
+    assert binding["metadata"]["namespace"] == "jenkins-deploy"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "jenkins-schedule-agents"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "jenkins", "namespace": "jenkins"}]
+    sas = {(sa["metadata"]["namespace"], sa["metadata"]["name"]) for sa in cicd_objects(capture, "ServiceAccount")}
+    assert sas == {("jenkins-agents", "jenkins-agent"), ("jenkins-deploy", "jenkins-preview"),
+                   ("jenkins-deploy", "jenkins-deploy")}
+    assert all(sa["automountServiceAccountToken"] is False for sa in cicd_objects(capture, "ServiceAccount"))
     assert not cicd_objects(capture, "ClusterRole") and not cicd_objects(capture, "ClusterRoleBinding")
 
 
@@ -279,7 +281,7 @@ def test_chart_rbac_namespaced():
     # rbac.yaml of chart 5.9.53 renders only Roles/RoleBindings in the release (= agent) namespace;
     # readSecrets adds a Role for the kubernetes-credentials-provider, in `jenkins` only.
     assert values["rbac"] == {"create": True, "readSecrets": True}
-    assert values["agent"]["namespace"] == "jenkins"
+    assert values["agent"]["namespace"] == "jenkins-agents"
     assert values["serviceAccountAgent"] == {"create": False, "name": "jenkins-agent"}
 
 
@@ -336,7 +338,9 @@ def test_agent_pods_valid_and_least_privilege(name):
     doc = pod(name)
     kubernetes_validate.validate(doc, "1.31", strict=True)
     spec = doc["spec"]
-    assert spec["serviceAccountName"] == "jenkins-agent" and spec["automountServiceAccountToken"] is False
+    # deploy.yaml: the read-only preview identity (the Deploy stage swaps in jenkins-deploy).
+    assert spec["serviceAccountName"] == ("jenkins-preview" if name == "deploy" else "jenkins-agent")
+    assert spec["automountServiceAccountToken"] is False
     assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
     assert all("hostPath" not in v for v in spec.get("volumes", []))
     names = [c["name"] for c in spec["containers"]]
@@ -367,7 +371,8 @@ def test_build_pod_runs_kaniko_with_the_registry_secret_mounted():
     assert mount["mountPath"] == "/kaniko/.docker" and mount["readOnly"] is True
     volume = next(v for v in spec["volumes"] if v["name"] == "registry-auth")
     assert volume["secret"]["secretName"] == j.REGISTRY_SECRET
-    assert j.agent_role_rules()[1]["resourceNames"] == [j.REGISTRY_SECRET]
+    # Optional: absent in jenkins-agents (pull requests build without pushing), present in jenkins-deploy.
+    assert volume["secret"]["optional"] is True
 
 
 # ----------------------------------------------------------------------------------- Jenkinsfile
@@ -381,7 +386,8 @@ def test_jenkinsfile_stages_and_agents():
     assert "/kaniko/executor" in JENKINSFILE and "docker.sock" not in JENKINSFILE
     assert 'services/test_svc_' not in JENKINSFILE and "services/tests/test_svc_$SERVICE_NAME.py" in JENKINSFILE
     assert '--context="dir://$WORKSPACE/services"' in JENKINSFILE
-    assert '--dockerfile="$WORKSPACE/services/$SERVICE_NAME/Dockerfile"' in JENKINSFILE
+    assert '--dockerfile="$dockerfile" --build-arg "SERVICE=$SERVICE_NAME"' in JENKINSFILE
+    assert 'dockerfile="$WORKSPACE/services/Dockerfile"' in JENKINSFILE  # the shared, parameterised one
     preview = JENKINSFILE[JENKINSFILE.index("stage('Preview')"):JENKINSFILE.index("stage('Deploy')")]
     assert "changeRequest()" in preview and "runPulumi('preview')" in preview
     deploy = JENKINSFILE[JENKINSFILE.index("stage('Deploy')"):]
@@ -393,7 +399,7 @@ def test_jenkinsfile_stages_and_agents():
 
 def test_jenkinsfile_credentials_never_interpolated_or_echoed():
     assert "withCredentials(pulumiCredentials(command))" in JENKINSFILE
-    for cred in j.PIPELINE_CREDENTIALS[:3]:
+    for cred in j.PIPELINE_CREDENTIALS[:1]:
         assert f": '{cred}'" in JENKINSFILE  # credentialsId: preview ? '<read-only>' : '<deploy>'
     secret_vars = "PULUMI_ACCESS_TOKEN|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|GOOGLE_APPLICATION_CREDENTIALS"
     # Groovy double-quoted strings would interpolate (and leak) them; shell scripts are in '''.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cnplatform.cicd.identity import IDENTITIES as CI_IDENTITIES
 from cnplatform.cluster import iam
 from tests.helpers import ROOT, capture_stack
 
@@ -218,7 +219,7 @@ def test_every_aws_policy_input_is_json_from_the_builders():
 def test_trust_policies_are_scoped(rendered):
     docs = iam_documents(rendered, "prod")
     trust = {name: doc for name, doc in docs.items() if is_trust_policy(doc)}
-    assert len(trust) == 5
+    assert len(trust) == 7  # + the Jenkins preview/deploy IRSA roles (cnplatform.cicd.identity)
     for doc in trust.values():
         (st,) = doc["Statement"]
         assert st["Effect"] == "Allow"
@@ -232,13 +233,18 @@ def test_trust_policies_are_scoped(rendered):
             auds = [v for k, v in cond.items() if k.endswith(":aud")]
             assert auds == ["sts.amazonaws.com"] and len(subs) == 1
             assert subs[0] in ("system:serviceaccount:kube-system:karpenter",
-                               "system:serviceaccount:kube-system:ebs-csi-controller-sa")
+                               "system:serviceaccount:kube-system:ebs-csi-controller-sa",
+                               "system:serviceaccount:jenkins-deploy:jenkins-preview",
+                               "system:serviceaccount:jenkins-deploy:jenkins-deploy")
 
 
 def test_only_least_privileged_aws_managed_policies_are_attached():
     cap = capture_stack("prod")
     allowed = {iam.managed_policy_arn(p) for p in (*iam.CLUSTER_MANAGED_POLICIES, *iam.NODE_MANAGED_POLICIES,
                                                    iam.EBS_CSI_MANAGED_POLICY)}
+    # The CI identities: ReadOnlyAccess for previews, AdministratorAccess for the role that deploys the
+    # whole platform (VPCs, clusters, IAM); trusted only by their ServiceAccounts (test_cicd_identity.py).
+    allowed |= {spec["aws_policy_arn"] for spec in CI_IDENTITIES.values()}
     for reg in cap.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
         arn = reg.inputs["policyArn"]
         if arn.startswith("arn:aws:iam::aws:policy/"):
@@ -255,7 +261,10 @@ def test_gcp_service_accounts_get_only_the_roles_they_need(stack):
     cap = capture_stack(stack)
     project_roles = sorted(r.inputs["role"] for r in cap.by_type("gcp:projects/iAMMember:IAMMember"))
     gke_clusters = [c for c in cap.config.clusters if c.cloud == "gcp"]
-    assert project_roles == sorted(list(NODE_SA_ROLES) * len(gke_clusters))
+    # + the CI identities' roles where Jenkins runs on GKE (staging; prod's runs on EKS).
+    ci_roles = [r for spec in CI_IDENTITIES.values() for r in spec["gcp_roles"]] \
+        if cap.config.clusters[0].cloud == "gcp" else []
+    assert project_roles == sorted(list(NODE_SA_ROLES) * len(gke_clusters) + ci_roles)
     key_roles = [r.inputs["role"] for r in cap.by_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")]
     assert key_roles == [KMS_ENCRYPTER_DECRYPTER] * len(gke_clusters)
     assert not cap.by_type("gcp:projects/iAMBinding:IAMBinding") and not cap.by_type("gcp:projects/iAMPolicy:IAMPolicy")

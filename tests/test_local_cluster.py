@@ -97,7 +97,8 @@ def test_baseline_namespaces_restricted_with_default_deny():
     deny = {p["metadata"]["namespace"]: p["spec"] for p in objects(cap, "NetworkPolicy")
             if p["metadata"]["name"] == "default-deny-all"}
     # The baseline's app namespaces, plus every platform namespace (cnplatform.netpolicy).
-    assert set(deny) == {"shop", "tools", "monitoring", "node-exporter", "cert-manager", "jenkins"}
+    assert set(deny) == {"shop", "tools", "monitoring", "node-exporter", "cert-manager", "jenkins",
+                         "jenkins-agents", "jenkins-deploy"}
     assert all(s == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]} for s in deny.values())
 
 

@@ -81,9 +81,13 @@ def test_restricted_security_context_at_pod_and_container_level(dev):
             "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "allowPrivilegeEscalation": False,
             "privileged": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"}}
-        # The read-only root filesystem gets a writable, size-limited /tmp.
-        assert container(d)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-        assert pod(d)["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+        # The read-only root filesystem gets a writable, size-limited /tmp (and, with a database, its
+        # CA read-only: tests/test_db_tls.py).
+        ca = [] if name == "product" else [{"name": "db-ca", "mountPath": "/etc/mysql-ca", "readOnly": True}]
+        assert container(d)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}, *ca]
+        ca_volume = [] if name == "product" else [
+            {"name": "db-ca", "configMap": {"name": f"{name}-db-ca", "defaultMode": 0o444}}]
+        assert pod(d)["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *ca_volume]
 
 
 def test_probes_on_the_health_paths_and_named_port(dev):
@@ -241,7 +245,7 @@ TCP8080 = [{"protocol": "TCP", "port": 8080}]
 GATEWAY = {"from": [{"namespaceSelector": ns("istio-system"), "podSelector": {"matchLabels": {"istio": "ingressgateway"}}}],
            "ports": TCP8080}
 MONITORING = {"from": [{"namespaceSelector": ns("monitoring")}],
-              "ports": [{"protocol": "TCP", "port": p} for p in (8080, 15020, 15090)]}
+              "ports": [{"protocol": "TCP", "port": p} for p in (8080, 15090)]}
 DNS = {"to": [{"namespaceSelector": ns("kube-system"), "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
 ISTIOD = {"to": [{"namespaceSelector": ns("istio-system"), "podSelector": {"matchLabels": {"app": "istiod"}}}],
@@ -321,12 +325,14 @@ def test_order_env_upstream_urls_database_and_secret_ref(dev):
         "PAYMENT_SERVICE_URL": "http://payment.shop.svc.cluster.local:8080",
         "MYSQL_HOST": "order-mysql.shop.svc.cluster.local", "MYSQL_PORT": "3306",
         "MYSQL_USER": "order_svc", "MYSQL_DATABASE": "orders",
+        "MYSQL_SSL_CA": "/etc/mysql-ca/ca.pem", "MYSQL_SSL_VERIFY_IDENTITY": "true",
         "MYSQL_PASSWORD": {"secretKeyRef": {"name": "order-db", "key": "password"}},
     }
     assert env_of(shop(dev, "Deployment")["payment"]) == {
         "PORT": "8080",
         "MYSQL_HOST": "payment-mysql.shop.svc.cluster.local", "MYSQL_PORT": "3306",
         "MYSQL_USER": "payment_svc", "MYSQL_DATABASE": "payments",
+        "MYSQL_SSL_CA": "/etc/mysql-ca/ca.pem", "MYSQL_SSL_VERIFY_IDENTITY": "true",
         "MYSQL_PASSWORD": {"secretKeyRef": {"name": "payment-db", "key": "password"}},
     }
 
@@ -358,7 +364,7 @@ def test_no_secret_placeholder_outside_secret_objects(dev):
             assert "secret::" not in repr(manifest_of(reg)), reg.name
     # And the Secrets themselves hold them as Pulumi secrets.
     for secret in shop(dev, "Secret").values():
-        assert "password" in secret["stringData"] or "root-password" in secret["stringData"]
+        assert {"password", "root-password", "tls.key"} & set(secret["stringData"])
     db_secret = next(r for r in dev.resources if r.name == "dev-order-db-secret")
     assert isinstance(db_secret.inputs["stringData"], Secret)
 

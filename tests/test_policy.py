@@ -96,7 +96,9 @@ def test_pack_declares_every_guarantee():
         "no-privileged-containers", "container-resources", "no-literal-secrets-in-env",
         "load-balancer-needs-annotation", "prod-protected-stateful-resources", "prod-deployment-availability",
         "private-gke-webhook-ports", "eks-network-policy-enforced", "image-from-reachable-registry",
-        "namespace-default-deny"]
+        "namespace-default-deny", "rds-mysql-requires-tls", "cloudsql-requires-tls",
+        "ci-untrusted-namespace-has-no-credentials", "eastwest-gateway-exposure",
+        "kubernetes-object-size"]
     assert all(p.description for p in P.POLICIES)
 
 
@@ -265,9 +267,10 @@ def test_gateway_chart_load_balancers_state_their_exposure(rendered, stack):
 
 @pytest.mark.parametrize("type_", P.PROTECTED_TYPES)
 def test_unprotected_stateful_resources_are_caught_in_prod_only(type_):
-    assert [n for n, _ in run_resource_policies(type_, {}, stack="prod")] == ["prod-protected-stateful-resources"]
-    assert run_resource_policies(type_, {}, stack="prod", protect=True) == []
-    assert run_resource_policies(type_, {}, stack="staging") == []
+    tls = {"settings": {"ipConfiguration": {"sslMode": "ENCRYPTED_ONLY"}}}  # (cloudsql-requires-tls: its own test)
+    assert [n for n, _ in run_resource_policies(type_, tls, stack="prod")] == ["prod-protected-stateful-resources"]
+    assert run_resource_policies(type_, tls, stack="prod", protect=True) == []
+    assert run_resource_policies(type_, tls, stack="staging") == []
     assert run_resource_policies("aws:s3/bucket:Bucket", {}, stack="prod") == []
 
 

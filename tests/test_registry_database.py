@@ -100,7 +100,7 @@ def test_database_naming():
 
 
 def service_tag(svc: str) -> str:
-    return image_digest(ROOT / "services", ROOT / "services" / svc / "Dockerfile")
+    return image_digest(ROOT / "services", ROOT / "services" / "Dockerfile", build_args={"SERVICE": svc})
 
 
 def test_dev_builds_every_service_image_locally_with_a_content_tag(dev):
@@ -112,7 +112,7 @@ def test_dev_builds_every_service_image_locally_with_a_content_tag(dev):
         build = commands[f"dev-{svc}-image-build"]
         image = f"ecommerce-platform/{svc}:{service_tag(svc)}"
         assert build.inputs["create"] == (f"docker build --provenance=false --sbom=false -t {image} "
-                                           f"-f services/{svc}/Dockerfile services")
+                                           f"-f services/Dockerfile --build-arg SERVICE={svc} services")
         assert build.inputs["triggers"] == [image]
 
 
@@ -135,8 +135,24 @@ def test_each_service_tag_hashes_exactly_what_its_image_contains(tmp_path):
     assert image_digest(tmp_path, tmp_path / "b" / "Dockerfile") == tag["b"]
     (tmp_path / "common" / "lib.py").write_text("x = 2\n")
     assert image_digest(tmp_path, tmp_path / "b" / "Dockerfile") != tag["b"]  # both copy common/
-    assert dockerfile_sources((ROOT / "services/order/Dockerfile").read_text()) == [
-        "order/requirements.txt", "common/svc_common/", "order/app.py"]
+    assert dockerfile_sources((ROOT / "services/Dockerfile").read_text(), {"SERVICE": "order"}) == [
+        "order/requirements.txt", "image/fetch_ca_bundle.py", "common/svc_common/", "order/app.py"]
+
+
+def test_one_parameterised_dockerfile_tags_each_service_by_what_it_copies(tmp_path):
+    """services/Dockerfile with SERVICE=<name>: each tag hashes its own files (issue #18)."""
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "lib.py").write_text("x = 1\n")
+    (tmp_path / "Dockerfile").write_text("ARG SERVICE\nFROM python:3.11-slim\nARG SERVICE\n"
+                                         "COPY common/ /app/common/\nCOPY ${SERVICE}/app.py /app/app.py\n")
+    for svc in ("a", "b"):
+        (tmp_path / svc).mkdir()
+        (tmp_path / svc / "app.py").write_text(f"print('{svc}')\n")
+    tag = {svc: image_digest(tmp_path, tmp_path / "Dockerfile", build_args={"SERVICE": svc}) for svc in "ab"}
+    assert tag["a"] != tag["b"]  # same Dockerfile, different build argument and files
+    (tmp_path / "a" / "app.py").write_text("print('a2')\n")
+    assert image_digest(tmp_path, tmp_path / "Dockerfile", build_args={"SERVICE": "a"}) != tag["a"]
+    assert image_digest(tmp_path, tmp_path / "Dockerfile", build_args={"SERVICE": "b"}) == tag["b"]
 
 
 def test_dev_images_are_loaded_into_kind_before_the_deployment(dev):
@@ -241,7 +257,8 @@ def test_dev_mysql_statefulset_pinned_restricted_and_persistent(dev):
         assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         assert mounts == {"/var/lib/mysql": "data", "/var/run/mysqld": "run", "/tmp": "tmp",
-                          "/var/lib/mysql-files": "files", "/run/secrets/mysql": "secrets"}
+                          "/var/lib/mysql-files": "files", "/run/secrets/mysql": "secrets",
+                          "/run/secrets/mysql-tls": "tls"}  # its key pair (TLS required: tests/test_db_tls.py)
         assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == f"{svc}-mysql"
         # Passwords are files, never env values; the root password lives in its own Secret.
         env = {e["name"]: e for e in c["env"]}
@@ -255,7 +272,8 @@ def test_dev_mysql_statefulset_pinned_restricted_and_persistent(dev):
         assert all(c[p]["tcpSocket"] == {"port": "mysql"} for p in ("startupProbe", "livenessProbe", "readinessProbe"))
         assert c["resources"] == {"requests": {"cpu": "25m", "memory": "256Mi"},
                                   "limits": {"cpu": "1", "memory": "1Gi"}}
-        assert c["args"] == ["--skip-name-resolve", "--performance-schema=OFF"]
+        assert c["args"][:2] == ["--skip-name-resolve", "--performance-schema=OFF"]
+        assert "--require-secure-transport=ON" in c["args"]
 
 
 def test_dev_mysql_service_policy_and_secret(dev):

@@ -98,7 +98,7 @@ def istio_system_policies(*, multicluster: bool = False) -> dict[str, dict]:
         # Ingress of each gateway: its listener/health/metrics ports (cnplatform.mesh.istio).
         "ingressgateway-egress": egress_policy(_labels(istio="ingressgateway"), gateway_egress),
         "eastwestgateway-egress": egress_policy(_labels(istio="eastwestgateway"), gateway_egress),
-        "metrics-from-monitoring": scraped_from_monitoring({}, 15014, 15020, 15090),
+        "metrics-from-monitoring": scraped_from_monitoring({}, 15014, 15090),
         # cert-manager's HTTP-01 solver pods for the gateway certificate run here; the gateway routes
         # /.well-known/acme-challenge/ to them.
         "acme-solver-from-gateway": ingress_policy(_labels(**{ACME_SOLVER_LABEL: "true"}), [{

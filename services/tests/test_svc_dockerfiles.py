@@ -1,5 +1,6 @@
-"""Static checks of the Dockerfiles, plus a run of each service from the exact file
-layout its Dockerfile builds (no Docker needed)."""
+"""Static checks of the services' one parameterised Dockerfile (``services/Dockerfile``, build
+argument ``SERVICE``), plus a run of each service from the exact file layout it builds for that
+service (no Docker needed), and the build-time fetch of the RDS CA bundle."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import pytest
 from services.tests.helpers import SERVICES_DIR, ServiceProcess, free_port, http
 
 SERVICES = ["user", "product", "order", "payment"]
+DOCKERFILE = SERVICES_DIR / "Dockerfile"
 
 
 def instructions(name: str) -> list[tuple[str, str]]:
-    text = (SERVICES_DIR / name / "Dockerfile").read_text()
+    """The shared Dockerfile's instructions as built for ``name`` (``${SERVICE}`` expanded)."""
+    text = DOCKERFILE.read_text().replace("${SERVICE}", name)
     text = re.sub(r"\\\n", " ", text)
     result = []
     for line in text.splitlines():
@@ -27,6 +30,44 @@ def instructions(name: str) -> list[tuple[str, str]]:
             keyword, _, rest = line.partition(" ")
             result.append((keyword.upper(), rest.strip()))
     return result
+
+
+def test_one_dockerfile_for_every_service():
+    """The four images differ only by the service they copy: no per-service Dockerfile to drift."""
+    assert DOCKERFILE.is_file()
+    assert [name for name in SERVICES if (SERVICES_DIR / name / "Dockerfile").exists()] == []
+    ins = instructions("user")
+    stages = [i for i, (kw, _) in enumerate(ins) if kw == "FROM"]
+    for start, end in zip(stages, [*stages[1:], len(ins)], strict=True):  # each stage declares the argument it uses
+        assert ("ARG", "SERVICE") in ins[start:end]
+    raw = DOCKERFILE.read_text()
+    assert "COPY ${SERVICE}/requirements.txt" in raw and "COPY ${SERVICE}/app.py /app/app.py" in raw
+    assert 'test -n "$SERVICE"' in raw  # a build without the argument fails instead of copying "/app.py"
+
+
+def test_the_image_carries_the_rds_ca_bundle_fetched_over_https():
+    ins = instructions("user")
+    final = ins[max(i for i, (kw, _) in enumerate(ins) if kw == "FROM"):]
+    args = dict(rest.partition("=")[::2] for kw, rest in ins if kw == "ARG" and "=" in rest)
+    assert args["RDS_CA_BUNDLE_URL"] == "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+    assert "RDS_CA_BUNDLE_SHA256" in args  # the pin (a build argument: CI sets the reviewed one)
+    fetch = next(rest for kw, rest in ins if kw == "RUN" and "fetch_ca_bundle.py" in rest)
+    assert '"$RDS_CA_BUNDLE_SHA256"' in fetch
+    assert ("COPY", "--from=builder /opt/ca/rds-global-bundle.pem /etc/ssl/rds/global-bundle.pem") in final
+
+
+def test_ca_bundle_fetch_checks_pin_and_format():
+    from services.image import fetch_ca_bundle as fetch
+
+    pem = b"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n"
+    digest = fetch.check(pem * 2)
+    assert fetch.check(pem * 2, digest.upper()) == digest
+    with pytest.raises(ValueError, match="does not match the pinned"):
+        fetch.check(pem, digest)
+    with pytest.raises(ValueError, match="not a list of PEM certificates"):
+        fetch.check(pem + b"<html>oops</html>")
+    with pytest.raises(SystemExit, match="HTTPS only"):
+        fetch.main(["x", "http://truststore.pki.rds.amazonaws.com/global/global-bundle.pem", "/tmp/x"])
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the components are imported by the layers that create them
     from cnplatform.addons.certificate import TlsCertificate
     from cnplatform.addons.metrics_server import MetricsServer
     from cnplatform.cicd.jenkins import Jenkins
+    from cnplatform.cluster.priority import PlatformPriorityClasses
     from cnplatform.mesh.ca import MeshRootCa
     from cnplatform.mesh.consul import ConsulCatalogSync
     from cnplatform.mesh.istio import IstioMesh
@@ -44,6 +45,8 @@ class StackShared:
 
     #: cluster -> its registry URL (clusters that have one): CI pushes each image to every cluster's.
     registries: pulumi.Output[dict[str, str]]
+    #: cluster -> its egress CIDRs (NAT addresses): what a peer's east-west load balancer admits.
+    egress_cidrs: dict[str, pulumi.Output[list[str]]] = field(default_factory=dict)
     #: The mesh root CA: created by the first cluster's mesh, reused by the others.
     mesh_root_ca: Optional["MeshRootCa"] = None
     #: The meshes of the clusters built so far (remote secrets are exchanged pairwise as clusters come).
@@ -59,6 +62,8 @@ class ClusterContext:
     cluster: Cluster
     baseline: ClusterBaseline
     shared: StackShared
+    #: The platform's PriorityClasses (the add-ons layer, first): every object after them depends on them.
+    priority_classes: Optional["PlatformPriorityClasses"] = None
     metrics_server: Optional["MetricsServer"] = None
     cert_manager: Optional["CertManager"] = None
     mesh: Optional["IstioMesh"] = None
@@ -79,9 +84,11 @@ class ClusterContext:
         return self.cluster_cfg.name
 
     def k8s_opts(self, *depends_on: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
-        """Options for anything deployed onto this cluster: its provider, after the cluster is ready."""
+        """Options for anything deployed onto this cluster: its provider, after the cluster is ready (and
+        after the PriorityClasses, which a pod naming one needs at admission)."""
+        first = [self.priority_classes] if self.priority_classes is not None else []
         return pulumi.ResourceOptions(
             provider=self.cluster.provider,
-            depends_on=[*self.cluster.ready, *depends_on],
+            depends_on=[*self.cluster.ready, *first, *depends_on],
             **kwargs,
         )

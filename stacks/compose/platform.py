@@ -66,7 +66,8 @@ def build_platform(cfg: StackConfig) -> dict[str, Any]:
         peers = [created[p].egress_cidrs for p in api_client_clusters(cfg, name)]
         future.set_result(api_allow_list(*peers))
     shared = StackShared(registries=pulumi.Output.all(**{n: c.registry_url for n, c in created.items()})
-                         .apply(lambda urls: {n: u for n, u in urls.items() if u}))
+                         .apply(lambda urls: {n: u for n, u in urls.items() if u}),
+                         egress_cidrs={n: c.egress_cidrs for n, c in created.items()})
     clusters, kubeconfigs = {}, {}
     for cluster_cfg in cfg.clusters:
         ctx = build_cluster(cfg, cluster_cfg, created[cluster_cfg.name], shared)

@@ -24,8 +24,10 @@ def build_dir(value: str) -> str:
         raise ValueError(f"build {value!r} leads outside the repository (a symbolic link)")
     if not (ROOT / path).is_dir():
         raise ValueError(f"build directory {value!r} does not exist in the repository")
-    if not (ROOT / path / "Dockerfile").is_file():
-        raise ValueError(f"build directory {value!r} has no Dockerfile")
+    # Its own Dockerfile, or the shared parameterised one beside it (services/Dockerfile, SERVICE=<dir>).
+    if not (ROOT / path / "Dockerfile").is_file() and not (
+            (ROOT / path.parent / "Dockerfile").is_file() and (ROOT / path / "app.py").is_file()):
+        raise ValueError(f"build directory {value!r} has no Dockerfile (nor an app.py for {path.parent}/Dockerfile)")
     return value
 
 def _doc(fn, doc: str):

@@ -172,11 +172,22 @@ def _expose_errors(raw: dict) -> list[tuple[str, str]]:
     return errors
 
 
+def _cicd_errors(raw: dict, clusters: set) -> list[tuple[str, str]]:
+    """``cicd.cluster`` names one of the stack's clusters (Jenkins runs there)."""
+    cluster = _sub(raw, "cicd").get("cluster")
+    if cluster is None or cluster in clusters:
+        return []
+    close = difflib.get_close_matches(str(cluster), sorted(map(str, clusters)), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"clusters: {', '.join(sorted(map(str, clusters)))}"
+    return [("cicd.cluster", f"unknown cluster {cluster!r} (Jenkins runs on one of the stack's clusters); {hint}")]
+
+
 def cross_errors(raw: dict) -> list[tuple[str, str]]:
     """Checks across entries, on the raw data so they run even when other fields are invalid."""
     errors = _duplicates(raw) + _cluster_errors(raw) + _expose_errors(raw)
     services = {s.get("name") for _, s in _dicts(items(raw, "services")) if s.get("name")}
     clusters = {c.get("name") for _, c in _dicts(items(raw, "clusters")) if c.get("name")}
+    errors += _cicd_errors(raw, clusters)
     declared = items(raw, "namespaces")
     declared_ns = {n.get("name") for _, n in _dicts(declared)} if "namespaces" in raw else {"shop"}
     for i, svc in _dicts(items(raw, "services")):

@@ -51,6 +51,9 @@ class TierDefaults:
     consul_server_replicas: int
     #: Monitoring: a dead man's switch receiver is expected.
     expects_deadman_receiver: bool
+    #: Grafana pods (above 1: a PodDisruptionBudget); kube-state-metrics and the Prometheus operator
+    #: stay single (docs/decisions.md).
+    grafana_replicas: int
     #: Jenkins controller and config-reload sidecar requests/limits; whether it deploys its own stack.
     jenkins_resources: dict[str, dict[str, dict[str, str]]]
     jenkins_deploys_own_stack: bool
@@ -84,6 +87,7 @@ TIERS: Mapping[str, TierDefaults] = MappingProxyType({
             gateway_memory_limit="512Mi", cni_cpu_request="10m", cni_memory_request="40Mi", cni_cpu_limit="200m",
             cni_memory_limit="256Mi"),
         outbound_traffic_policy="ALLOW_ANY", consul_server_replicas=1, expects_deadman_receiver=False,
+        grafana_replicas=1,
         jenkins_resources={
             "controller": {"requests": {"cpu": "100m", "memory": "768Mi"}, "limits": {"cpu": "1500m", "memory": "2Gi"}},
             "reload": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "192Mi"}}},
@@ -103,6 +107,7 @@ TIERS: Mapping[str, TierDefaults] = MappingProxyType({
             gateway_cpu_request="100m", gateway_memory_request="128Mi", gateway_cpu_limit="1",
             gateway_memory_limit="512Mi"),
         outbound_traffic_policy="ALLOW_ANY", consul_server_replicas=1, expects_deadman_receiver=False,
+        grafana_replicas=2,
         jenkins_resources={
             "controller": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
             "reload": _RELOAD},
@@ -121,6 +126,7 @@ TIERS: Mapping[str, TierDefaults] = MappingProxyType({
             gateway_cpu_request="250m", gateway_memory_request="256Mi", gateway_cpu_limit="2",
             gateway_memory_limit="1Gi"),
         outbound_traffic_policy="REGISTRY_ONLY", consul_server_replicas=3, expects_deadman_receiver=True,
+        grafana_replicas=2,
         jenkins_resources={
             "controller": {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
             "reload": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}}},

@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 from cnplatform import validation as _v
 from cnplatform.charts import chart_source
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
+from cnplatform.cluster.priority import priority_class_name
 from cnplatform.manifests import custom_resource
 from cnplatform.naming import type_token
 from cnplatform.netpolicy import cert_manager_policies, create_network_policies
@@ -67,9 +68,11 @@ class CertManagerArgs:
     repository: str = REPOSITORY
     """Helm repository of the chart."""
     charts_dir: Optional[str] = None
-    """Directory of unpacked charts (air-gapped installs): the chart is loaded from ``<charts_dir>/cert-manager`` instead of the repository."""
+    """Directory of unpacked charts (air-gapped installs): the chart is loaded from
+    ``<charts_dir>/cert-manager`` instead of the repository."""
     replicas: int = 1
-    """Pods of each of controller, webhook and cainjector; above 1 each gets a PodDisruptionBudget and spreads over nodes and zones."""
+    """Pods of each of controller, webhook and cainjector; above 1 each gets a PodDisruptionBudget and
+    spreads over nodes and zones."""
     issuer: str = ISSUER_CA
     """ClusterIssuer kind: ``ca`` (self-signed CA) or ``acme`` (Let's Encrypt, HTTP-01 through the Istio ingress)."""
     issuer_name: str = ISSUER_NAMES[ISSUER_CA]
@@ -80,17 +83,20 @@ class CertManagerArgs:
     """ACME directory URL (Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory)."""
     acme_ingress_class: str = "istio"
     """Ingress class of the HTTP-01 solver's temporary Ingress (``kubernetes.io/ingress.class``)."""
+    priority_class_name: Optional[str] = None
+    """PriorityClass of the controller, webhook and cainjector pods (it must exist; none: no class)."""
 
     def __post_init__(self) -> None:
         """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
         _v.check_args(self, {
             "namespace": _v.dns_label, "replicas": _v.positive, "issuer": _v.one_of("ca", "acme"),
-            "issuer_name": _v.dns_label,
+            "issuer_name": _v.dns_label, "priority_class_name": priority_class_name,
         })
 
 
-def cert_manager_values(replicas: int) -> dict:
-    """The chart's Helm values (keys of cert-manager v1.21.1's values.yaml, valid against its schema)."""
+def cert_manager_values(replicas: int, priority_class: Optional[str] = None) -> dict:
+    """The chart's Helm values (keys of cert-manager v1.21.1's values.yaml, valid against its schema).
+    ``priority_class``: ``global.priorityClassName``, which the chart gives all three Deployments."""
     ha = replicas > 1
 
     def deployment(component: str) -> dict:
@@ -119,6 +125,7 @@ def cert_manager_values(replicas: int) -> dict:
         # configurations wait for cainjector's CA (wait_for_ca_injection), so the issuers that depend
         # on the chart are sent once the webhook can be called.
         "startupapicheck": {"enabled": False},
+        **({"global": {"priorityClassName": priority_class}} if priority_class else {}),
     }
 
 
@@ -226,7 +233,7 @@ class CertManager(pulumi.ComponentResource):
             version=args.chart_version,
             name=RELEASE,
             namespace=args.namespace,
-            values=cert_manager_values(args.replicas),
+            values=cert_manager_values(args.replicas, args.priority_class_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, ns], transforms=[wait_for_ca_injection]),
         )
         self.issuers: list[k8s.apiextensions.CustomResource] = []

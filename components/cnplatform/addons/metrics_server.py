@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from cnplatform import validation as _v
 from cnplatform.charts import chart_source
+from cnplatform.cluster.priority import SYSTEM_CLUSTER_CRITICAL, priority_class_name
 from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
 
@@ -41,9 +42,11 @@ class MetricsServerArgs:
     repository: str = REPOSITORY
     """Helm repository of the chart."""
     charts_dir: Optional[str] = None
-    """Directory of unpacked charts (air-gapped installs): the chart is loaded from ``<charts_dir>/metrics-server`` instead of the repository."""
+    """Directory of unpacked charts (air-gapped installs): the chart is loaded from
+    ``<charts_dir>/metrics-server`` instead of the repository."""
     replicas: int = 1
-    """Pods; above 1 the chart also gets a PodDisruptionBudget (minAvailable 1) and spreads pods over nodes and zones."""
+    """Pods; above 1 the chart also gets a PodDisruptionBudget (minAvailable 1) and spreads pods over
+    nodes and zones."""
     kubelet_insecure_tls: bool = False
     """Skip verifying kubelet serving certificates. Only for kind, whose kubelet certificates are self-signed."""
     cpu_request: str = "50m"
@@ -54,12 +57,15 @@ class MetricsServerArgs:
     """CPU limit of the metrics-server container."""
     memory_limit: str = "256Mi"
     """Memory limit of the metrics-server container."""
+    priority_class_name: str = SYSTEM_CLUSTER_CRITICAL
+    """PriorityClass of the pods: the chart's ``system-cluster-critical`` (a kube-system add-on HPAs depend on)."""
 
     def __post_init__(self) -> None:
         """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
         _v.check_args(self, {
             "namespace": _v.dns_label, "replicas": _v.positive, "cpu_request": _v.quantity,
             "memory_request": _v.quantity, "cpu_limit": _v.quantity, "memory_limit": _v.quantity,
+            "priority_class_name": priority_class_name,
         }, checks=[_v.requests_within_limits(("cpu_request", "cpu_limit"), ("memory_request", "memory_limit"))])
 
 
@@ -74,6 +80,7 @@ def metrics_server_values(args: MetricsServerArgs) -> dict:
         },
         "args": [KUBELET_INSECURE_TLS_ARG] if args.kubelet_insecure_tls else [],
         "podDisruptionBudget": {"enabled": ha, **({"minAvailable": 1} if ha else {})},
+        "priorityClassName": args.priority_class_name,
     }
     if ha:
         selector = {"matchLabels": {"app.kubernetes.io/name": CHART, "app.kubernetes.io/instance": RELEASE}}

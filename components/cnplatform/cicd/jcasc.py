@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 import yaml
 
+from cnplatform.cicd.identity import AGENT_NAMESPACE, AGENT_SERVICE_ACCOUNT
 from cnplatform.cicd.settings import (
     ADMIN_PERMISSIONS,
     AGENT_PORT,
-    AGENT_SERVICE_ACCOUNT,
     DEVELOPER_PERMISSIONS,
     HTTP_PORT,
     INBOUND_AGENT_IMAGE,
@@ -97,14 +97,16 @@ def seed_script(services: list[str], repo_url: str, branch: str) -> str:
     return "\n".join(blocks) + "\n"
 
 
-def kubernetes_cloud(namespace: str = NAMESPACE) -> dict[str, Any]:
-    """JCasC ``jenkins.clouds[0]``: pod agents in ``namespace`` with the agent ServiceAccount."""
+def kubernetes_cloud(namespace: str = AGENT_NAMESPACE) -> dict[str, Any]:
+    """JCasC ``jenkins.clouds[0]``: pod agents in ``namespace`` (by default the untrusted
+    ``jenkins-agents``: no Secret, no cloud identity) with the agent ServiceAccount; the preview and
+    deploy pods name their namespace and ServiceAccount themselves (Jenkinsfile, ci/jenkins/pods)."""
     return {"kubernetes": {
         "name": "kubernetes",
         "serverUrl": "https://kubernetes.default",
         "namespace": namespace,
-        "jenkinsUrl": f"http://{RELEASE}.{namespace}.svc.cluster.local:{HTTP_PORT}",
-        "jenkinsTunnel": f"{RELEASE}-agent.{namespace}.svc.cluster.local:{AGENT_PORT}",
+        "jenkinsUrl": f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{HTTP_PORT}",
+        "jenkinsTunnel": f"{RELEASE}-agent.{NAMESPACE}.svc.cluster.local:{AGENT_PORT}",
         "containerCapStr": "10",
         "connectTimeout": 5,
         "readTimeout": 15,
@@ -188,6 +190,7 @@ def jcasc_scripts(args: JenkinsArgs, registries: Optional[dict[str, str]] = None
         {"key": "DEPLOY_BRANCH", "value": args.branch},
         {"key": "DEPLOY_STACKS", "value": " ".join(args.deploy_stacks)},
         {"key": "APPROVAL_STACKS", "value": " ".join(args.approval_stacks)},
+        {"key": "STATIC_KEY_CLOUDS", "value": " ".join(sorted(args.static_key_clouds))},
     ]}}]}}
     jobs = {"jobs": [{"script": seed_script(args.services, args.repo_url, args.branch)}]}
     return {"security": _dump(security), "cloud": _dump(cloud), "env": _dump(env), "jobs": _dump(jobs)}

@@ -15,6 +15,16 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from cnplatform.charts import chart_source
+from cnplatform.cicd.identity import (
+    AGENT_NAMESPACE,
+    AGENT_NAMESPACE_LABEL,
+    AGENT_NAMESPACE_LABEL_VALUE,
+    DEPLOY_NAMESPACE,
+    IDENTITIES,
+    UNTRUSTED_LABEL,
+    agent_namespace_policies,
+)
+from cnplatform.cicd.identity_resources import agent_identities
 from cnplatform.cicd.jcasc import (  # noqa: F401  (re-exported: the module the tests and stacks import)
     authorization_strategy,
     github_repo,
@@ -46,6 +56,7 @@ from cnplatform.cicd.settings import (  # noqa: F401
     RELEASE,
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
+    STATIC_KEY_CREDENTIALS,
     JenkinsArgs,
     agent_role_rules,
     namespace_labels,
@@ -53,6 +64,7 @@ from cnplatform.cicd.settings import (  # noqa: F401
 )
 from cnplatform.naming import MANAGED_BY, PART_OF, type_token
 from cnplatform.netpolicy import create_network_policies, jenkins_policies
+from cnplatform.options import inherited_depends_on
 
 
 def jenkins_values(args: JenkinsArgs, registries: Optional[dict[str, str]] = None) -> dict[str, Any]:
@@ -96,18 +108,22 @@ def jenkins_values(args: JenkinsArgs, registries: Optional[dict[str, str]] = Non
                     "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
                 },
             }},
+            **({"priorityClassName": args.priority_class_name} if args.priority_class_name else {}),
             "serviceType": "ClusterIP",
             "agentListenerEnabled": True,
             "agentListenerPort": AGENT_PORT,
             "testEnabled": False,
         },
         # JCasC's cloud is ours (defaultConfig false); agent.* still drives the agent NetworkPolicy.
-        "agent": {"enabled": True, "namespace": NAMESPACE},
+        # agent.namespace: where the chart's schedule-agents Role goes (the others: Jenkins._agent_namespace).
+        "agent": {"enabled": True, "namespace": AGENT_NAMESPACE},
         "persistence": persistence,
         "rbac": {"create": True, "readSecrets": True},
         "serviceAccount": {"create": True, "name": RELEASE},
         "serviceAccountAgent": {"create": False, "name": AGENT_SERVICE_ACCOUNT},
-        "networkPolicy": {"enabled": True, "internalAgents": {"allowed": True}},
+        # The controller admits the agent tunnel from agent pods of the labelled agent namespaces.
+        "networkPolicy": {"enabled": True, "internalAgents": {
+            "allowed": True, "namespaceLabels": {AGENT_NAMESPACE_LABEL: AGENT_NAMESPACE_LABEL_VALUE}}},
     }
 
 
@@ -133,7 +149,8 @@ class Jenkins(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: JenkinsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("cicd", "Jenkins"), name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # The component's own depends_on (the cluster, the PriorityClasses) holds for its children too.
+        child = pulumi.ResourceOptions(parent=self, depends_on=inherited_depends_on(opts))
         labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": PART_OF}
 
         ns = k8s.core.v1.Namespace(
@@ -153,26 +170,10 @@ class Jenkins(pulumi.ComponentResource):
             opts=in_ns,
         )
 
-        agent_sa = k8s.core.v1.ServiceAccount(
-            f"{name}-agent-sa",
-            metadata={"name": AGENT_SERVICE_ACCOUNT, "namespace": NAMESPACE, "labels": labels},
-            automount_service_account_token=False,
-            opts=in_ns,
-        )
-        role = k8s.rbac.v1.Role(
-            f"{name}-agent-role",
-            metadata={"name": AGENT_SERVICE_ACCOUNT, "namespace": NAMESPACE, "labels": labels},
-            rules=agent_role_rules(),
-            opts=in_ns,
-        )
-        k8s.rbac.v1.RoleBinding(
-            f"{name}-agent-rolebinding",
-            metadata={"name": AGENT_SERVICE_ACCOUNT, "namespace": NAMESPACE, "labels": labels},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": AGENT_SERVICE_ACCOUNT},
-            subjects=[{"kind": "ServiceAccount", "name": AGENT_SERVICE_ACCOUNT, "namespace": NAMESPACE}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, role, agent_sa]),
-        )
-
+        identities = agent_identities(name, args.cloud, args.cluster_name, args.workload_identity, self)
+        agents = self._agent_namespace(name, args, AGENT_NAMESPACE, {AGENT_SERVICE_ACCOUNT: {}})
+        deployers = self._agent_namespace(name, args, DEPLOY_NAMESPACE, {
+            spec["service_account"]: identities.get(kind, {}) for kind, spec in IDENTITIES.items()})
         values = pulumi.Output.from_input(args.registries).apply(lambda r: jenkins_values(args, dict(r or {})))
         chart = k8s.helm.v4.Chart(
             f"{name}-chart",
@@ -181,10 +182,39 @@ class Jenkins(pulumi.ComponentResource):
             version=CHART_VERSION,
             namespace=NAMESPACE,
             values=values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, admin, agent_sa]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, admin, *agents, *deployers]),
         )
         self.chart = chart
         self.namespace = pulumi.Output.from_input(NAMESPACE)
         self.url = pulumi.Output.from_input(f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{HTTP_PORT}")
         self.admin_secret = admin.metadata.apply(lambda m: m["name"])
         self.register_outputs({"namespace": self.namespace, "url": self.url, "admin_secret": self.admin_secret})
+
+    def _agent_namespace(self, name: str, args: JenkinsArgs, namespace: str,
+                         service_accounts: dict[str, pulumi.Input[dict[str, str]]]) -> list[pulumi.Resource]:
+        """An agent namespace: Pod Security, default-deny + its allows, its ServiceAccounts (no token,
+        annotated with their cloud identity), and the controller's right to run pods there."""
+        labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": PART_OF}
+        ns = k8s.core.v1.Namespace(f"{name}-{namespace}-ns", metadata={
+            "name": namespace, "labels": {**namespace_labels(args), AGENT_NAMESPACE_LABEL: AGENT_NAMESPACE_LABEL_VALUE,
+                                          **({UNTRUSTED_LABEL: "true"} if namespace == AGENT_NAMESPACE else {})}},
+            opts=pulumi.ResourceOptions(parent=self))
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        create_network_policies(f"{name}-{namespace}", namespace,
+                                agent_namespace_policies(NAMESPACE, api_server=namespace == DEPLOY_NAMESPACE), in_ns)
+        sas = [k8s.core.v1.ServiceAccount(
+            f"{name}-{sa}-sa",
+            metadata={"name": sa, "namespace": namespace, "labels": labels, "annotations": annotations},
+            automount_service_account_token=False, opts=in_ns) for sa, annotations in service_accounts.items()]
+        if namespace == AGENT_NAMESPACE:
+            return [ns, *sas]  # the chart's schedule-agents Role covers agent.namespace
+        role_name = f"{RELEASE}-schedule-agents"
+        role = k8s.rbac.v1.Role(f"{name}-{namespace}-role", metadata={
+            "name": role_name, "namespace": namespace, "labels": labels}, rules=agent_role_rules(), opts=in_ns)
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-{namespace}-rolebinding",
+            metadata={"name": role_name, "namespace": namespace, "labels": labels},
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+            subjects=[{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, role]))
+        return [ns, *sas, role, binding]

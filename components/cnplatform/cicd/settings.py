@@ -49,11 +49,15 @@ PLUGINS: tuple[str, ...] = (
 ADMIN_PERMISSIONS = ("Overall/Administer",)
 DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Discover", "Job/Read", "Job/Build", "Job/Cancel", "View/Read")
 
-#: The pipeline credentials (ids) the Jenkinsfile uses; each is a labelled Kubernetes Secret.
-PIPELINE_CREDENTIALS = ("pulumi-access-token", "aws-deploy", "gcp-deploy", "github-token")
-#: The read-only identities pull requests preview with (a Pulumi token and cloud roles that can read,
-#: not change, the stacks): same kinds as the first three above.
-PREVIEW_CREDENTIALS = ("pulumi-preview-token", "aws-preview", "gcp-preview")
+#: The pipeline credentials (ids) the Jenkinsfile uses; each is a labelled Kubernetes Secret in
+#: ``jenkins``, read by the controller only. Cloud access is no credential: the preview/deploy pods'
+#: ServiceAccounts carry short-lived identities (IRSA / Workload Identity, cicd/identity.py).
+PIPELINE_CREDENTIALS = ("pulumi-access-token", "github-token")
+#: The read-only Pulumi token pull requests preview with.
+PREVIEW_CREDENTIALS = ("pulumi-preview-token",)
+#: Static cloud keys (``<cloud>-deploy`` / ``<cloud>-preview``), only for a cloud the Jenkins
+#: cluster's identity does not reach (``JenkinsArgs.static_key_clouds``: the cross-cloud gap).
+STATIC_KEY_CREDENTIALS = {"aws": ("aws-deploy", "aws-preview"), "gcp": ("gcp-deploy", "gcp-preview")}
 
 DEFAULT_CONTROLLER_RESOURCES = {"requests": {"cpu": "250m", "memory": "1Gi"},
                                 "limits": {"cpu": "1500m", "memory": "2Gi"}}
@@ -82,7 +86,8 @@ class JenkinsArgs:
     branch: str = "main"
     """Branch that deploys (``pulumi up``); pull requests run ``pulumi preview``."""
     charts_dir: Optional[str] = None
-    """Directory of unpacked charts (air-gapped installs): the chart is loaded from ``<charts_dir>/jenkins`` instead of the repository."""
+    """Directory of unpacked charts (air-gapped installs): the chart is loaded from
+    ``<charts_dir>/jenkins`` instead of the repository."""
     registries: pulumi.Input[dict[str, str]] = field(default_factory=dict)
     """Per cluster the pipelines deploy to, the registry prefix its nodes pull from (``REGISTRIES`` in
     every build, as ``cluster=prefix`` words): each image is pushed to every one, by digest."""
@@ -111,10 +116,22 @@ class JenkinsArgs:
     """Requests/limits of the chart's JCasC config-reload sidecar."""
     java_heap_percent: int = 70
     """Maximum JVM heap as a percentage of the container memory limit."""
+    priority_class_name: Optional[str] = None
+    """PriorityClass of the controller pod (it must exist; none: no class). Agents get none."""
     pod_security: str = "baseline"
     """Pod Security level enforced on the namespace (kaniko agents run as root: baseline)."""
     mesh_injection: bool = False
     """Istio sidecar injection in the namespace (off: sidecars keep agent pods from finishing)."""
+    cloud: str = "local"
+    """Cloud of the cluster Jenkins runs in: ``aws`` (IRSA roles), ``gcp`` (Workload Identity), ``local`` (none)."""
+    cluster_name: str = "local"
+    """Name of that cluster (prefix of the cloud identities' names)."""
+    workload_identity: Optional[pulumi.Input[dict[str, str]]] = None
+    """The cluster's ``workload_identity`` output (``oidc_provider_arn``/``oidc_issuer_url`` on EKS,
+    ``pool``/``project`` on GKE): what the agents' identities trust."""
+    static_key_clouds: list[str] = field(default_factory=list)
+    """Clouds deployed to that the Jenkins cluster's identity does not reach (prod: ``gcp`` from EKS):
+    the pipelines bind the static ``<cloud>-deploy``/``<cloud>-preview`` credentials for them only."""
 
     def __post_init__(self) -> None:
         """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
@@ -122,7 +139,11 @@ class JenkinsArgs:
             "services": _v.dns_label, "deploy_image": _v.digest_image, "storage": _v.quantity,
             "java_heap_percent": _v.in_range(10, 90),
             "pod_security": _v.one_of("restricted", "baseline", "privileged"),
+            "cloud": _v.one_of("aws", "gcp", "local"),
         })
+        bad = sorted(set(self.static_key_clouds) - {"aws", "gcp"})
+        if bad:
+            raise ValueError(f"JenkinsArgs.static_key_clouds: unknown clouds {bad}")
 
 
 # ------------------------------------------------------------------------------- pure functions
@@ -145,11 +166,13 @@ def namespace_labels(args: JenkinsArgs) -> dict[str, str]:
     }
 
 
-def agent_role_rules(registry_secret: str = REGISTRY_SECRET) -> list[dict[str, Any]]:
-    """What a pipeline's pod may do in ``jenkins``: run and inspect pods, read the push secret only
-    (no ``pods/exec``: the controller execs into agent containers with its own Role)."""
+def agent_role_rules() -> list[dict[str, Any]]:
+    """What the controller may do in an agent namespace: run, inspect and exec into agent pods
+    (the chart's ``schedule-agents`` Role, repeated in the namespaces the chart does not cover).
+    Agents themselves get no RBAC at all."""
     return [
-        {"apiGroups": [""], "resources": ["pods", "pods/log"],
-         "verbs": ["create", "delete", "get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [registry_secret], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/exec", "pods/log", "persistentvolumeclaims", "events"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/exec", "persistentvolumeclaims"],
+         "verbs": ["create", "delete", "deletecollection", "patch", "update"]},
     ]

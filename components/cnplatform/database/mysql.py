@@ -9,6 +9,9 @@
 In every case the password is a ``random.RandomPassword`` stored in the Kubernetes Secret
 ``<service>-db`` (keys ``password``, ``host``, ``port``, ``user``, ``database``) in the service's
 namespace; the service reads it with ``secretKeyRef``. Cloud SDKs are imported in their branch only.
+
+``require_tls`` (default on): the server refuses plaintext and the service verifies the server's
+CA (``ca_file``, from the ConfigMap ``ca_configmap`` or the image): see :mod:`cnplatform.database.tls`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import pulumi_random as random
 
 from cnplatform import validation as _v
 from cnplatform.database import spec
+from cnplatform.database import tls as dbtls
 from cnplatform.naming import selector_labels, type_token
 from cnplatform.options import inherited_depends_on
 
@@ -71,8 +75,9 @@ class MySqlDatabaseArgs:
     """aws: automated backup retention days; gcp: number of daily backups kept."""
     protect: bool = False
     """Pulumi ``protect`` on the cloud instance and its password (prod)."""
-    require_tls: bool = False
-    """Reject unencrypted connections (gcp ``ENCRYPTED_ONLY``); needs TLS support in the clients."""
+    require_tls: bool = True
+    """Refuse plaintext connections (local ``--require-secure-transport``, aws ``require_secure_transport=1``,
+    gcp ``ENCRYPTED_ONLY``) and give the service the server's CA to verify (``ca_file``)."""
     vpc_id: Optional[pulumi.Input[str]] = None
     """aws: VPC of the cluster."""
     subnet_ids: Optional[pulumi.Input[list[str]]] = None
@@ -123,6 +128,12 @@ class MySqlDatabase(pulumi.ComponentResource):
     pod_labels: dict[str, str]
     #: Resources the service's Deployment should wait for.
     ready: list[pulumi.Resource]
+    #: TLS (``require_tls``): CA bundle file the service verifies the server with (``MYSQL_SSL_CA``), the
+    #: ConfigMap (in the service's namespace, key ``ca.pem``) to mount at ``tls.CA_MOUNT`` for it (None:
+    #: the file is in the image, aws), and whether the server's certificate names ``host``.
+    ca_file: Optional[str]
+    ca_configmap: Optional[str]
+    verify_identity: bool
 
     def __init__(self, name: str, args: MySqlDatabaseArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("database", "MySqlDatabase"), name, None, opts)
@@ -131,6 +142,7 @@ class MySqlDatabase(pulumi.ComponentResource):
         self.user_name = args.user or spec.default_user(args.service)
         self.secret = spec.secret_name(args.service)
         self.pod_labels = {}
+        self.ca_file, self.ca_configmap, self.verify_identity = None, None, False
         password = random.RandomPassword(
             f"{name}-password", length=32, special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect or None))
@@ -175,6 +187,13 @@ class MySqlDatabase(pulumi.ComponentResource):
             f"{name}-root-secret",
             metadata={**meta, "name": spec.root_secret_name(svc)},
             type="Opaque", string_data={"root-password": pulumi.Output.secret(root.result)}, opts=child)
+        mounted = [root_secret, secret]
+        if args.require_tls:
+            ca, cert, key = dbtls.local_certificates(name, spec.local_host(svc, ns), 10, child)
+            mounted.append(k8s.core.v1.Secret(
+                f"{name}-tls-secret", metadata={**meta, "name": dbtls.server_tls_secret_name(svc)},
+                type="kubernetes.io/tls", string_data={"tls.crt": cert, "tls.key": key, "ca.pem": ca}, opts=child))
+            mounted.append(self._ca_configmap(name, args, ca, verify_identity=True))
         sa = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=meta, automount_service_account_token=False,
                                         opts=child)
         headless = k8s.core.v1.Service(f"{name}-service", metadata=meta, spec=spec.headless_service_spec(svc),
@@ -184,10 +203,10 @@ class MySqlDatabase(pulumi.ComponentResource):
             spec=spec.network_policy_spec(svc, args.client_labels or selector_labels(svc)), opts=child)
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset", metadata=meta, spec=spec.statefulset_spec(args),
-            # The pod mounts both Secrets.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, sa, headless, root_secret, secret]))
+            # The pod mounts the Secrets.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, sa, headless, *mounted]))
         self.pod_labels = spec.pod_labels(svc)
-        return [statefulset]
+        return [statefulset, *mounted[2:]]
 
     # ----------------------------------------------------------------------------------- aws
 
@@ -196,8 +215,9 @@ class MySqlDatabase(pulumi.ComponentResource):
 
         missing = [k for k in ("vpc_id", "subnet_ids", "region") if getattr(args, k) is None]
         if missing or not args.allowed_cidrs:
+            missing += [] if args.allowed_cidrs else ["allowed_cidrs"]
             raise ValueError(f"MySqlDatabase {name!r} (aws) needs vpc_id, subnet_ids (private), region and "
-                             f"allowed_cidrs; missing: {', '.join(missing + ([] if args.allowed_cidrs else ['allowed_cidrs']))}")
+                             f"allowed_cidrs; missing: {', '.join(missing)}")
         ident = f"{args.cluster}-{args.service}"
         child = pulumi.ResourceOptions(parent=self, depends_on=self._deps)
         subnets = aws.rds.SubnetGroup(
@@ -210,6 +230,11 @@ class MySqlDatabase(pulumi.ComponentResource):
                       "cidr_blocks": args.allowed_cidrs, "description": "MySQL from the cluster VPC"}],
             egress=[],  # a database initiates nothing
             tags={"Name": f"{ident}-mysql"}, opts=child)
+        params = aws.rds.ParameterGroup(
+            f"{name}-params", name=f"{ident}-mysql", region=args.region,
+            family=dbtls.rds_parameter_family(args.mysql_version), parameters=dbtls.rds_parameters(args.require_tls),
+            description=f"MySQL of {args.service}: TLS {'required' if args.require_tls else 'optional'}",
+            tags={"service": args.service, "cluster": args.cluster}, opts=child)
         protected = args.deletion_protection
         instance = aws.rds.Instance(
             f"{name}-instance",
@@ -228,6 +253,8 @@ class MySqlDatabase(pulumi.ComponentResource):
             password=self._password,
             port=spec.MYSQL_PORT,
             db_subnet_group_name=subnets.name,
+            parameter_group_name=params.name,
+            ca_cert_identifier=dbtls.RDS_CA_IDENTIFIER,
             vpc_security_group_ids=[group.id],
             publicly_accessible=False,
             multi_az=args.high_availability,
@@ -243,6 +270,9 @@ class MySqlDatabase(pulumi.ComponentResource):
             tags={"service": args.service, "cluster": args.cluster},
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps, protect=args.protect or None),
         )
+        if args.require_tls:
+            # The image carries the AWS RDS bundle; the certificate names the endpoint (host name verified).
+            self.ca_file, self.verify_identity = dbtls.RDS_CA_BUNDLE_PATH, True
         return instance.address, [instance]
 
     # ----------------------------------------------------------------------------------- gcp
@@ -285,7 +315,9 @@ class MySqlDatabase(pulumi.ComponentResource):
                 "ip_configuration": {
                     "ipv4_enabled": False,
                     "private_network": args.network_id,
-                    "ssl_mode": "ENCRYPTED_ONLY" if args.require_tls else "ALLOW_UNENCRYPTED_AND_ENCRYPTED",
+                    "ssl_mode": dbtls.cloudsql_ssl_mode(args.require_tls),
+                    # A CA per instance: its certificates verify this instance and no other.
+                    "server_ca_mode": "GOOGLE_MANAGED_INTERNAL_CA",
                 },
                 "maintenance_window": {"day": 7, "hour": 4, "update_track": "stable"},
                 "user_labels": {"service": args.service, "cluster": args.cluster},
@@ -298,7 +330,21 @@ class MySqlDatabase(pulumi.ComponentResource):
         user = gcp.sql.User(
             f"{name}-user", name=self.user_name, host="%", instance=instance.name, project=args.project,
             password=self._password, opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, database]))
-        return instance.private_ip_address, [instance, database, user]
+        ready: list[pulumi.Resource] = [instance, database, user]
+        if args.require_tls:
+            ready.append(self._ca_configmap(name, args, instance.server_ca_certs.apply(dbtls.ca_bundle),
+                                            verify_identity=False))
+        return instance.private_ip_address, ready
+
+    def _ca_configmap(self, name: str, args: MySqlDatabaseArgs, ca: pulumi.Input[str],
+                      verify_identity: bool) -> k8s.core.v1.ConfigMap:
+        """The server's CA for the service (public: a ConfigMap), mounted at ``tls.CA_MOUNT``."""
+        self.ca_configmap = dbtls.ca_configmap_name(args.service)
+        self.ca_file, self.verify_identity = f"{dbtls.CA_MOUNT}/{dbtls.CA_KEY}", verify_identity
+        return k8s.core.v1.ConfigMap(
+            f"{name}-ca", metadata={"name": self.ca_configmap, "namespace": args.namespace,
+                                    "labels": spec.labels(args.service)},
+            data={dbtls.CA_KEY: ca}, opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Optional
 
+from cnplatform.database import tls
 from cnplatform.naming import app_labels, selector_labels
 from cnplatform.quantity import parse_quantity
 
@@ -81,6 +82,8 @@ def statefulset_spec(args: "MySqlDatabaseArgs") -> dict:
     """A single-replica MySQL StatefulSet: restricted pod, read-only root filesystem, PVC for data.
 
     Passwords are files (``MYSQL_*_PASSWORD_FILE``, read by the image's entrypoint), not env values.
+    With ``require_tls`` the server loads its key pair from the Secret ``<service>-mysql-tls`` and
+    refuses plaintext connections (``--require-secure-transport=ON``).
     The pod stays out of the mesh: MySQL is server-first (no protocol sniffing) and only the owning
     service may reach it anyway (NetworkPolicy).
     """
@@ -92,7 +95,8 @@ def statefulset_spec(args: "MySqlDatabaseArgs") -> dict:
         "name": "mysql",
         "image": local_image(args.mysql_version, args.image),
         "imagePullPolicy": "IfNotPresent",
-        "args": ["--skip-name-resolve", *([] if args.performance_schema else ["--performance-schema=OFF"])],
+        "args": ["--skip-name-resolve", *([] if args.performance_schema else ["--performance-schema=OFF"]),
+                 *(tls.local_server_args() if args.require_tls else [])],
         "ports": [{"name": "mysql", "containerPort": MYSQL_PORT, "protocol": "TCP"}],
         "env": [
             {"name": "MYSQL_DATABASE", "value": database},
@@ -114,7 +118,9 @@ def statefulset_spec(args: "MySqlDatabaseArgs") -> dict:
         },
         "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"},
                          *({"name": k, "mountPath": v} for k, v in writable.items()),
-                         {"name": "secrets", "mountPath": SECRET_MOUNT, "readOnly": True}],
+                         {"name": "secrets", "mountPath": SECRET_MOUNT, "readOnly": True},
+                         *([{"name": "tls", "mountPath": tls.SERVER_TLS_MOUNT, "readOnly": True}]
+                           if args.require_tls else [])],
     }
     secrets = {"projected": {"defaultMode": 0o440, "sources": [
         {"secret": {"name": secret_name(svc), "items": [{"key": "password", "path": "password"}]}},
@@ -141,7 +147,9 @@ def statefulset_spec(args: "MySqlDatabaseArgs") -> dict:
                                     "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [container],
                 "volumes": [*({"name": k, "emptyDir": {"sizeLimit": "256Mi" if k == "tmp" else "16Mi"}}
-                              for k in writable), {"name": "secrets", **secrets}],
+                              for k in writable), {"name": "secrets", **secrets},
+                            *([{"name": "tls", "secret": {"secretName": tls.server_tls_secret_name(svc),
+                                                          "defaultMode": 0o440}}] if args.require_tls else [])],
             },
         },
         "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels(svc)}, "spec": claim_spec}],

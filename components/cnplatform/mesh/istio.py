@@ -7,7 +7,6 @@ every Istio custom resource (after the CRDs and the validation webhook).
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -19,8 +18,7 @@ from cnplatform import validation as _v
 from cnplatform.charts import chart_source
 from cnplatform.manifests import custom_resource
 from cnplatform.mesh import values as v
-from cnplatform.mesh._resources import MESH_LABELS, child_opts, metadata
-from cnplatform.mesh.authorization import allow_nothing, peer_authentication
+from cnplatform.mesh._resources import child_opts, metadata
 from cnplatform.mesh.ca import CACERTS_SECRET, HOURS_PER_YEAR, MeshRootCa, MeshRootCaArgs, cacerts_data, intermediate_ca
 from cnplatform.mesh.gateways import (  # noqa: F401  (re-exported)
     ACME_CHALLENGE_PREFIX,
@@ -39,13 +37,21 @@ from cnplatform.mesh.gateways import (  # noqa: F401  (re-exported)
     public_http_gateway,
     self_signed_names,
 )
+from cnplatform.mesh.istio_spec import (  # noqa: F401  (re-exported)
+    DEFAULT_TLS_SECRET,
+    READER_TOKEN_SECRET,
+    cross_network_custom_resources,
+    ingress_custom_resources,
+    namespace_labels,
+    reader_token_metadata,
+    token_of,
+    zero_trust_custom_resources,
+)
 from cnplatform.mesh.service_policy import ServiceMeshObjects, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.naming import type_token
 from cnplatform.netpolicy import create_network_policies, istio_system_policies
 from cnplatform.options import inherited_depends_on
 
-DEFAULT_TLS_SECRET = "ingress-gateway-tls"
-READER_TOKEN_SECRET = "istio-reader-service-account-token"
 
 
 @dataclass
@@ -128,6 +134,9 @@ class IstioMeshArgs:
     """Create ``tls_secret_name`` with a self-signed certificate (local clusters without cert-manager)."""
     east_west_gateway: bool = False
     """Install the east-west gateway (multi-primary, multi-network) and its cross-network Gateway."""
+    east_west_source_ranges: Optional[pulumi.Input[list[str]]] = None
+    """CIDRs the public east-west load balancer admits (the peer clusters' egress): required for a
+    LoadBalancer that is not internal, never empty."""
     remote_access: bool = False
     """Create a token for istio-reader-service-account so other clusters' istiods can read this one."""
     app_namespaces: list[str] = field(default_factory=list)
@@ -144,6 +153,8 @@ class IstioMeshArgs:
     """Platform profile of the CNI chart: ``gke`` on GKE, empty on kind and EKS."""
     dns_capture: bool = True
     """Sidecars answer DNS (``ISTIO_META_DNS_CAPTURE``): TCP ServiceEntries resolved by DNS get their own address."""
+    priority_class_name: Optional[str] = None
+    """PriorityClass of istiod and the gateways (it must exist; none: no class); the CNI agent keeps its own."""
     acme_http01: bool = False
     """The gateway certificate is issued by ACME HTTP-01: HTTP serves ``/.well-known/acme-challenge/`` and redirects the rest."""
     root_cert_pem: Optional[pulumi.Input[str]] = None
@@ -176,21 +187,6 @@ class IstioMeshArgs:
                                                for p in ("istiod", "proxy", "gateway", "cni")]),
                    _v.not_above("istiod_replicas", "istiod_autoscale_max"),
                    _v.not_above("gateway_replicas", "gateway_autoscale_max")])
-
-
-# ------------------------------------------------------------------------------------ pure builders
-
-def namespace_labels(args: IstioMeshArgs) -> dict[str, str]:
-    level = args.pod_security
-    return {
-        **MESH_LABELS,
-        "pod-security.kubernetes.io/enforce": level,
-        "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/audit": level,
-        "pod-security.kubernetes.io/warn": level,
-        # Multi-network: istiod learns the cluster's network from its namespace.
-        "topology.istio.io/network": args.network,
-    }
 
 
 # ---------------------------------------------------------------------------------------- component
@@ -248,23 +244,46 @@ class IstioMesh(pulumi.ComponentResource):
         self.namespace_resource = namespace
         create_network_policies(name, ns_name, istio_system_policies(multicluster=args.east_west_gateway),
                                 child_opts(self, deps, namespace))
+        cacerts = self._cacerts(name, args, deps, namespace)
+        base, istiod = self._control_plane(name, args, deps, namespace, cacerts)
+        cr_opts = child_opts(self, deps, base, istiod)
+        if args.ingress_gateway:
+            self._ingress(name, args, deps, namespace, istiod, cr_opts)
+        # Zero trust: strict mTLS mesh-wide, deny by default in every app namespace.
+        for cr_name, doc in zero_trust_custom_resources(name, args, ns_name):
+            custom_resource(cr_name, doc, cr_opts)
+        self.service_policies = {svc.traffic.service: create_service_mesh_policy(
+            f"{name}-{svc.traffic.service}", svc, cr_opts) for svc in args.services}
+        if args.east_west_gateway:
+            self._east_west(name, args, deps, namespace, istiod, cr_opts)
+        self.reader_token = None
+        if args.remote_access:
+            token = k8s.core.v1.Secret(
+                f"{name}-reader-token", metadata=reader_token_metadata(ns_name),
+                type="kubernetes.io/service-account-token", opts=child_opts(self, deps, base))
+            self.reader_token = pulumi.Output.secret(token.data.apply(token_of))
+        self._publish(namespace)
 
-        # ---- CA: intermediate per cluster, signed by the stack's root.
+    def _cacerts(self, name: str, args: IstioMeshArgs, deps: list,
+                 namespace: k8s.core.v1.Namespace) -> k8s.core.v1.Secret:
+        """istiod's plugged-in CA: an intermediate per cluster, signed by the stack's root (or this mesh's own)."""
         root_cert, root_key = args.root_cert_pem, args.root_key_pem
         if root_cert is None or root_key is None:
             root = MeshRootCa(f"{name}-root-ca", MeshRootCaArgs(), opts=pulumi.ResourceOptions(parent=self))
             root_cert, root_key = root.cert_pem, root.private_key_pem
         ca_cert, ca_key = intermediate_ca(self, f"{name}-intermediate-ca", args.cluster_name, root_cert, root_key,
                                           args.intermediate_validity_hours, args.intermediate_early_renewal_hours)
-        cacerts = k8s.core.v1.Secret(
+        return k8s.core.v1.Secret(
             f"{name}-cacerts",
-            metadata=metadata(CACERTS_SECRET, ns_name),
+            metadata=metadata(CACERTS_SECRET, namespace=v.ISTIO_NAMESPACE),
             type="Opaque",
             string_data=pulumi.Output.secret(
                 pulumi.Output.all(ca_cert, ca_key, root_cert).apply(lambda t: cacerts_data(*t))),
             opts=child_opts(self, deps, namespace))
 
-        # ---- charts
+    def _control_plane(self, name: str, args: IstioMeshArgs, deps: list, namespace: k8s.core.v1.Namespace,
+                       cacerts: k8s.core.v1.Secret) -> tuple[k8s.helm.v4.Chart, k8s.helm.v4.Chart]:
+        """The base chart (CRDs), the CNI node agent, istiod; sets ``charts``, ``crd_dependencies``, ``ready``."""
         base = self._chart(name, v.BASE_RELEASE, "base", v.base_values(args), deps, namespace)
         # The CNI node agent before istiod: once istiod's injector runs with cni.enabled, injected pods
         # rely on the agent for their redirection (and app pods wait for the mesh component).
@@ -275,48 +294,33 @@ class IstioMesh(pulumi.ComponentResource):
         self.charts = [base, *cni, istiod]
         self.crd_dependencies = [base, istiod]
         self.ready = [istiod]
-        cr_opts = child_opts(self, deps, base, istiod)
+        return base, istiod
 
-        # ---- ingress
-        if args.ingress_gateway:
-            self.charts.append(self._chart(name, v.INGRESS_GATEWAY_RELEASE, "gateway", v.gateway_values(args),
-                                           deps, istiod))
-            self._network_policy(name, gateway_network_policy(
-                v.INGRESS_GATEWAY_RELEASE, v.INGRESS_GATEWAY_LABELS, v.INGRESS_GATEWAY_PORTS), deps, namespace)
-            if args.self_signed_tls:
-                self._self_signed_tls(name, args, child_opts(self, deps, namespace))
-            custom_resource(f"{name}-public-gateway", public_gateway(
-                args.ingress_hosts, args.tls_secret_name, http=not args.acme_http01), cr_opts)
-            if args.acme_http01:
-                custom_resource(f"{name}-public-http-gateway", public_http_gateway(args.ingress_hosts), cr_opts)
-                custom_resource(f"{name}-https-redirect", https_redirect_virtual_service(args.ingress_hosts),
-                                cr_opts)
+    def _ingress(self, name: str, args: IstioMeshArgs, deps: list, namespace: k8s.core.v1.Namespace,
+                 istiod: k8s.helm.v4.Chart, cr_opts: pulumi.ResourceOptions) -> None:
+        """The ingress gateway chart, its NetworkPolicy, its certificate when self-signed, its Gateways."""
+        self.charts.append(self._chart(name, v.INGRESS_GATEWAY_RELEASE, "gateway", v.gateway_values(args),
+                                       deps, istiod))
+        self._network_policy(name, gateway_network_policy(
+            v.INGRESS_GATEWAY_RELEASE, v.INGRESS_GATEWAY_LABELS, v.INGRESS_GATEWAY_PORTS), deps, namespace)
+        if args.self_signed_tls:
+            self._self_signed_tls(name, args, child_opts(self, deps, namespace))
+        for cr_name, doc in ingress_custom_resources(name, args):
+            custom_resource(cr_name, doc, cr_opts)
 
-        # ---- zero trust: strict mTLS mesh-wide, deny by default in every app namespace.
-        custom_resource(f"{name}-peer-authentication", peer_authentication(ns_name), cr_opts)
-        for app_ns in args.app_namespaces:
-            custom_resource(f"{name}-allow-nothing-{app_ns}", allow_nothing(app_ns), cr_opts)
-        self.service_policies = {svc.traffic.service: create_service_mesh_policy(
-            f"{name}-{svc.traffic.service}", svc, cr_opts) for svc in args.services}
+    def _east_west(self, name: str, args: IstioMeshArgs, deps: list, namespace: k8s.core.v1.Namespace,
+                   istiod: k8s.helm.v4.Chart, cr_opts: pulumi.ResourceOptions) -> None:
+        """Multi-cluster: the east-west gateway chart, its NetworkPolicy, the cross-network Gateway."""
+        eastwest = self._chart(name, v.EASTWEST_GATEWAY_RELEASE, "gateway", v.eastwest_gateway_values(args),
+                               deps, istiod)
+        self.charts.append(eastwest)
+        self._network_policy(name, gateway_network_policy(
+            v.EASTWEST_GATEWAY_RELEASE, v.EASTWEST_GATEWAY_LABELS, v.EASTWEST_GATEWAY_PORTS), deps, namespace)
+        for cr_name, doc in cross_network_custom_resources(name, v.ISTIO_NAMESPACE):
+            custom_resource(cr_name, doc, cr_opts)
 
-        # ---- multi-cluster
-        if args.east_west_gateway:
-            eastwest = self._chart(name, v.EASTWEST_GATEWAY_RELEASE, "gateway", v.eastwest_gateway_values(args),
-                                   deps, istiod)
-            self.charts.append(eastwest)
-            self._network_policy(name, gateway_network_policy(
-                v.EASTWEST_GATEWAY_RELEASE, v.EASTWEST_GATEWAY_LABELS, v.EASTWEST_GATEWAY_PORTS), deps, namespace)
-            custom_resource(f"{name}-cross-network-gateway", cross_network_gateway(ns_name), cr_opts)
-        self.reader_token = None
-        if args.remote_access:
-            token = k8s.core.v1.Secret(
-                f"{name}-reader-token",
-                metadata=metadata(READER_TOKEN_SECRET, ns_name,
-                                  annotations={"kubernetes.io/service-account.name": v.READER_SERVICE_ACCOUNT}),
-                type="kubernetes.io/service-account-token",
-                opts=child_opts(self, deps, base))
-            self.reader_token = pulumi.Output.secret(token.data.apply(_token_of))
-
+    def _publish(self, namespace: k8s.core.v1.Namespace) -> None:
+        ns_name = self.namespace
         self.namespace_name = namespace.metadata.apply(lambda _: ns_name)
         self.public_gateway = pulumi.Output.from_input(self.gateway_name)
         self.tls_secret = pulumi.Output.from_input(self.tls_secret_name)
@@ -359,7 +363,3 @@ class IstioMesh(pulumi.ComponentResource):
                 pulumi.Output.all(cert.cert_pem, key_pem).apply(lambda t: {"tls.crt": t[0], "tls.key": t[1]})),
             opts=opts)
 
-
-def _token_of(data: Optional[dict]) -> str:
-    token = (data or {}).get("token")
-    return base64.b64decode(token).decode() if token else ""

@@ -63,7 +63,8 @@ def create_service_mesh_policy(name: str, args: ServiceMeshPolicyArgs,
     policy = authorization_policy(authz)
     if policy is not None:
         created.append(custom_resource(f"{name}-authz", policy, opts))
-    principals = sorted(set(authz.caller_principals) | ({authz.gateway_principal} if authz.gateway_principal else set()))
+    gateway = {authz.gateway_principal} if authz.gateway_principal else set()
+    principals = sorted(set(authz.caller_principals) | gateway)
     return ServiceMeshObjects(
         resources=tuple(created),
         host=service_host(traffic.service, traffic.namespace, traffic.cluster_domain),
@@ -92,6 +93,10 @@ class ServiceMeshPolicy(pulumi.ComponentResource):
     """Every principal that may call the service (callers, and the ingress gateway when exposed)."""
 
     def __init__(self, name: str, args: ServiceMeshPolicyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        if args.traffic.cluster_local:
+            raise _v.ArgsError("ServiceMeshPolicy", [(
+                "traffic.cluster_local",
+                "a mesh-wide setting (meshConfig.serviceSettings): pass the service in IstioMeshArgs.services")])
         super().__init__(type_token("mesh", "ServiceMeshPolicy"), name, None, opts)
         made = create_service_mesh_policy(name, args, child_opts(self, inherited_depends_on(opts)))
         self.host = pulumi.Output.from_input(made.host)

@@ -66,6 +66,10 @@ class ServiceTrafficPolicyArgs:
     """The Istio Gateway (``namespace/name``) the public route binds to."""
     cluster_domain: str = "cluster.local"
     """Kubernetes cluster domain."""
+    cluster_local: bool = False
+    """Requests to the service stay in the caller's cluster, never fail over to a peer cluster (its data
+    lives in that cluster's own database). A mesh-wide setting (``meshConfig.serviceSettings``): honoured
+    for the ``services`` of an ``IstioMesh``."""
 
     def __post_init__(self) -> None:
         """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+import pulumi
+
 if TYPE_CHECKING:  # pragma: no cover
     from cnplatform.mesh.istio import IstioMeshArgs
 
@@ -51,12 +53,22 @@ INGRESS_GATEWAY_LABELS = {"istio": "ingressgateway"}
 INGRESS_GATEWAY_SERVICE_ACCOUNT = INGRESS_GATEWAY_RELEASE
 #: Selector label value the chart derives for the east-west release (name without ``istio-``).
 EASTWEST_GATEWAY_LABELS = {"istio": "eastwestgateway"}
-#: Ports the gateways' pods accept traffic on (Envoy listeners, health 15021, merged/Envoy metrics).
-INGRESS_GATEWAY_PORTS = [80, 443, 15021, 15020, 15090]
-#: The east-west gateway's pods accept cross-network mTLS 15443, health and metrics only. The chart's
-#: ``networkGateway`` Service also lists 15012/15017 (istiod for primary-remote proxies): every cluster
-#: here is a primary with its own istiod, so no peer needs them and the pods refuse them.
-EASTWEST_GATEWAY_PORTS = [15443, 15021, 15020, 15090]
+#: Ports the gateways' pods accept traffic on (Envoy listeners, health 15021, Envoy metrics 15090).
+INGRESS_GATEWAY_PORTS = [80, 443, 15021, 15090]
+#: The east-west gateway's pods accept cross-network mTLS 15443, health and metrics only (15021 for the
+#: kubelet's probes, 15090 for Prometheus). Every cluster here is a primary with its own istiod
+#: (multi-primary): no peer's proxy dials istiod (15012) or a webhook (15017) through the gateway;
+#: exposing istiod is for primary-remote only.
+EASTWEST_GATEWAY_PORTS = [15443, 15021, 15090]
+#: What the east-west load balancer publishes: cross-network mTLS only. No cloud health check needs the
+#: status port: an AWS NLB checks TCP on the traffic port (its node port), a GCP passthrough NLB checks
+#: kube-proxy's healthz (10256) of each node (``externalTrafficPolicy: Cluster``), and both clouds admit
+#: their health checkers apart from ``loadBalancerSourceRanges``.
+EASTWEST_SERVICE_PORTS = [{"name": "tls", "port": 15443, "protocol": "TCP", "targetPort": 15443}]
+#: Label istiod finds each network's gateway by (on the Service; the pods carry it too).
+NETWORK_LABEL = "topology.istio.io/network"
+#: Env of the east-west gateway's proxy: which network's endpoints it routes to (its own).
+REQUESTED_NETWORK_VIEW = "ISTIO_META_REQUESTED_NETWORK_VIEW"
 
 #: ServiceAccount the base chart creates for remote secrets (multi-cluster endpoint discovery).
 READER_SERVICE_ACCOUNT = "istio-reader-service-account"
@@ -69,6 +81,11 @@ RUNTIME_DEFAULT_SECCOMP = {"type": "RuntimeDefault"}
 def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict:
     return {"requests": {"cpu": cpu_request, "memory": memory_request},
             "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def priority_class(args: "IstioMeshArgs") -> dict:
+    """``priorityClassName`` of istiod (``global.``) and the gateways (top level) when one is set."""
+    return {"priorityClassName": args.priority_class_name} if args.priority_class_name else {}
 
 
 def zone_spread(labels: dict[str, str]) -> list[dict]:
@@ -109,10 +126,29 @@ def mesh_config(args: "IstioMeshArgs") -> dict:
         "accessLogEncoding": "JSON",
         "outboundTrafficPolicy": {"mode": args.outbound_traffic_policy},
         "defaultConfig": default_config,
-        # Sidecars serve app + Envoy metrics on :15020/stats/prometheus (outside mTLS and authz).
-        "enablePrometheusMerge": True,
+        # Off: Prometheus scrapes the app port through the sidecar (mTLS, authorised) and Envoy on
+        # 15090; merged metrics on :15020 would bypass mTLS and authorization, and nothing scrapes them.
+        "enablePrometheusMerge": False,
         "trustDomain": args.trust_domain,
+        **service_settings(args),
     }
+
+
+def cluster_local_hosts(args: "IstioMeshArgs") -> list[str]:
+    """Hosts of the services marked ``cluster_local`` (each cluster keeps its own data): requests to
+    them never leave the caller's cluster."""
+    from cnplatform.mesh.traffic import service_host
+
+    return sorted({service_host(s.traffic.service, s.traffic.namespace, s.traffic.cluster_domain)
+                   for s in args.services if s.traffic.cluster_local})
+
+
+def service_settings(args: "IstioMeshArgs") -> dict:
+    """``meshConfig.serviceSettings``: ``clusterLocal`` hosts get endpoints of the proxy's own cluster
+    only (no cross-cluster load balancing, no failover to a peer). Istio's documented way to keep a
+    service in-cluster; a DestinationRule's locality settings only prefer local endpoints."""
+    hosts = cluster_local_hosts(args)
+    return {"serviceSettings": [{"settings": {"clusterLocal": True}, "hosts": hosts}]} if hosts else {}
 
 
 def istiod_values(args: "IstioMeshArgs") -> dict:
@@ -132,21 +168,18 @@ def istiod_values(args: "IstioMeshArgs") -> dict:
             # istio-system's policies are ours (cnplatform.netpolicy.istio_system_policies).
             "networkPolicy": {"enabled": False},
             # The chart renders the PDB only with > 1 replica (kubernetes#93476); enabled for HA tiers.
-            "defaultPodDisruptionBudget": {"enabled": ha},
+            "defaultPodDisruptionBudget": {"enabled": ha}, **priority_class(args),
             "proxy": {
                 "resources": resources(args.proxy_cpu_request, args.proxy_memory_request,
                                        args.proxy_cpu_limit, args.proxy_memory_limit),
                 "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
             },
         },
-        "replicaCount": args.istiod_replicas,
-        "autoscaleEnabled": autoscale,
-        "autoscaleMin": args.istiod_replicas,
+        "replicaCount": args.istiod_replicas, "autoscaleEnabled": autoscale, "autoscaleMin": args.istiod_replicas,
         "autoscaleMax": max(args.istiod_autoscale_max, args.istiod_replicas),
         "resources": resources(args.istiod_cpu_request, args.istiod_memory_request,
                                args.istiod_cpu_limit, args.istiod_memory_limit),
-        "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
-        "pdb": {"minAvailable": 1},
+        "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP), "pdb": {"minAvailable": 1},
         "meshConfig": mesh_config(args),
         # The injector adds the unprivileged ``istio-validation`` init container instead of ``istio-init``
         # (root + NET_ADMIN/NET_RAW, which Pod Security baseline/restricted reject): the CNI node agent
@@ -194,12 +227,9 @@ def _gateway_common(args: "IstioMeshArgs", labels: dict[str, str]) -> dict:
     autoscale = args.gateway_autoscale_max > args.gateway_replicas
     values: dict[str, Any] = {
         "replicaCount": args.gateway_replicas,
-        "autoscaling": {
-            "enabled": autoscale,
-            "minReplicas": args.gateway_replicas,
-            "maxReplicas": max(args.gateway_autoscale_max, args.gateway_replicas),
-            "targetCPUUtilizationPercentage": 80,
-        },
+        "autoscaling": {"enabled": autoscale, "minReplicas": args.gateway_replicas,
+                        "maxReplicas": max(args.gateway_autoscale_max, args.gateway_replicas),
+                        "targetCPUUtilizationPercentage": 80},
         "resources": resources(args.gateway_cpu_request, args.gateway_memory_request,
                                args.gateway_cpu_limit, args.gateway_memory_limit),
         "podDisruptionBudget": {"minAvailable": 1} if ha else {},
@@ -210,7 +240,7 @@ def _gateway_common(args: "IstioMeshArgs", labels: dict[str, str]) -> dict:
             "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
             "sysctls": [dict(UNPRIVILEGED_PORTS_SYSCTL)],
         },
-        "labels": dict(labels),
+        "labels": dict(labels), **priority_class(args),
         # Not the chart's own NetworkPolicy (global.networkPolicy): its template repeats the app/istio
         # labels (duplicate YAML keys); the mesh component renders the gateways' NetworkPolicies.
     }
@@ -245,18 +275,49 @@ def gateway_values(args: "IstioMeshArgs") -> dict:
     return values
 
 
-def eastwest_gateway_values(args: "IstioMeshArgs") -> dict:
-    """istio/gateway release ``istio-eastwestgateway``: cross-network traffic (15443 mTLS passthrough) and
-    istiod exposure for the other clusters' proxies. ``networkGateway`` makes the chart publish the
-    15021/15443/15012/15017 ports and label the Service with the network (gateway auto-discovery)."""
-    # (the chart itself labels pods and Service with topology.istio.io/network = networkGateway)
+def eastwest_gateway_pods(args: "IstioMeshArgs") -> dict:
+    """The east-west gateway's pods (what the footprint counts): labelled with the network, their proxy
+    limited to this network's endpoints. What the chart's ``networkGateway`` sets, minus its Service
+    ports: that mode hard-codes 15021/15443/15012/15017 and ignores ``service.ports``."""
     values = _gateway_common(args, EASTWEST_GATEWAY_LABELS)
-    values["networkGateway"] = args.network
-    service: dict[str, Any] = {"type": args.gateway_service_type}
+    values["labels"] = {**values["labels"], NETWORK_LABEL: args.network}
+    values["env"] = {REQUESTED_NETWORK_VIEW: args.network}
+    return values
+
+
+def internal_load_balancer(annotations: dict[str, str]) -> bool:
+    """Do the annotations ask the cloud for an internal (VPC-only) load balancer?"""
+    return any(str(annotations.get(k, "")).lower() == val for k, val in INTERNAL_LB_ANNOTATIONS.items())
+
+
+def require_source_ranges(cidrs: Optional[list[str]]) -> list[str]:
+    """A public east-west load balancer admits its peers only: an empty list would open it to anyone."""
+    if not cidrs:
+        raise ValueError("the east-west gateway's public load balancer needs loadBalancerSourceRanges "
+                         "(the peer clusters' egress CIDRs): none were given")
+    return sorted(set(cidrs))
+
+
+def eastwest_service(args: "IstioMeshArgs") -> dict:
+    """The east-west Service: 15443 only, labelled with the network (gateway auto-discovery).
+
+    A cloud LoadBalancer is public unless its annotations make it internal. Internal is right where the
+    clusters' networks are peered; the peers here sit in different clouds (no peering), so the public
+    load balancer admits only ``east_west_source_ranges`` (the peers' NAT addresses)."""
+    service: dict[str, Any] = {"type": args.gateway_service_type, "ports": [dict(p) for p in EASTWEST_SERVICE_PORTS]}
     if args.gateway_service_type == "LoadBalancer":
         service["annotations"] = dict(args.load_balancer_annotations)
-    values["service"] = service
-    return values
+        if not internal_load_balancer(args.load_balancer_annotations):
+            ranges = args.east_west_source_ranges
+            plain = ranges is None or isinstance(ranges, (list, tuple))
+            service["loadBalancerSourceRanges"] = (require_source_ranges(list(ranges or [])) if plain
+                                                   else pulumi.Output.from_input(ranges).apply(require_source_ranges))
+    return service
+
+
+def eastwest_gateway_values(args: "IstioMeshArgs") -> dict:
+    """istio/gateway release ``istio-eastwestgateway``: cross-network traffic (15443 mTLS passthrough)."""
+    return {**eastwest_gateway_pods(args), "service": eastwest_service(args)}
 
 
 #: The platform policy (policy/: load-balancer-needs-annotation) accepts a LoadBalancer Service only
@@ -266,7 +327,8 @@ PUBLIC_LB_ANNOTATION = "cnplatform.io/public-load-balancer"
 
 def load_balancer_annotations(cloud: str) -> dict[str, str]:
     """Explicit annotations of the gateways' public L4 load balancers per cloud (public on purpose:
-    the ingress serves the internet; the east-west gateway carries only mTLS between clusters)."""
+    the ingress serves the internet; the east-west gateway carries only mTLS between clusters in
+    different clouds and admits only their egress addresses, ``eastwest_service``)."""
     public = {PUBLIC_LB_ANNOTATION: "true"}
     if cloud == "aws":
         return {**public,
@@ -279,6 +341,14 @@ def load_balancer_annotations(cloud: str) -> dict[str, str]:
         # Backend-service-based external passthrough Network Load Balancer.
         return {**public, "cloud.google.com/l4-rbs": "enabled"}
     return {}
+
+
+#: Annotation -> value that makes a cloud load balancer internal (VPC-only) rather than public.
+INTERNAL_LB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+    "networking.gke.io/load-balancer-type": "internal",
+}
 
 
 # ---------------------------------------------------------------------------------- workload sizing

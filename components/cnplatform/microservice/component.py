@@ -103,6 +103,12 @@ class MicroserviceArgs:
     """Labels of an in-cluster database's pods (same namespace): egress to them on ``database_port``."""
     database_cidrs: list[pulumi.Input[str]] = field(default_factory=list)
     """CIDRs of a cloud database (RDS subnets / Cloud SQL private range): egress on ``database_port``."""
+    database_ca_file: Optional[str] = None
+    """CA bundle the service verifies its MySQL server with (``MYSQL_SSL_CA``: TLS required and verified)."""
+    database_ca_configmap: Optional[str] = None
+    """ConfigMap (key ``ca.pem``) mounted read-only at ``/etc/mysql-ca`` holding that bundle (None: in the image)."""
+    database_verify_identity: bool = False
+    """The server certificate names ``database_host``: verify the host name too (``MYSQL_SSL_VERIFY_IDENTITY``)."""
     slo_availability: float = 99.9
     """Availability objective, percent over 30 days (output for monitoring)."""
     slo_latency_ms: int = 300
@@ -151,7 +157,8 @@ class MicroserviceArgs:
             "secret_env": _v.keys(_v.env_name), "liveness_path": _v.http_path, "readiness_path": _v.http_path,
             "startup_path": _v.http_path, "autoscaling_min": _v.positive, "autoscaling_max": _v.positive,
             "cpu_target": _v.in_range(10, 100), "expose_path": _v.expose_path, "database_port": _v.port,
-            "database_secret": _v.dns_label, "database_cidrs": _v.cidr, "slo_availability": _v.in_range(50, 100),
+            "database_secret": _v.dns_label, "database_cidrs": _v.cidr,
+            "database_ca_configmap": _v.dns_label, "slo_availability": _v.in_range(50, 100),
             "slo_latency_ms": _v.positive, "slo_latency_target": _v.in_range(50, 100),
             "canary_image": _v.image_reference, "canary_weight": _v.percent, "mesh_namespace": _v.dns_label,
             "monitoring_namespace": _v.dns_label,

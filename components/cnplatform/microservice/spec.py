@@ -16,10 +16,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: UID/GID the service containers run as (non-root, > 10000 so it never maps to a host system user).
 RUN_AS_USER = 10001
-#: Istio sidecar ports the monitoring namespace may scrape when the mesh is on:
-#: 15020 = istio-agent merged metrics (app + Envoy, the path Prometheus uses with mTLS STRICT),
-#: 15090 = Envoy's own ``/stats/prometheus``.
-ENVOY_METRICS_PORTS = (15020, 15090)
+#: Istio sidecar port the monitoring namespace scrapes when the mesh is on: 15090, Envoy's own
+#: ``/stats/prometheus`` (the envoy-stats PodMonitor). The app's metrics are scraped on the app port
+#: through the sidecar (mTLS, authorised); istio-agent's merged-metrics port 15020 is not scraped, so
+#: it stays closed (and ``enablePrometheusMerge`` is off).
+ENVOY_METRICS_PORTS = (15090,)
 #: istiod's xDS + certificate (CA) port that every sidecar dials (mTLS gRPC).
 #: 15017 is NOT here: it is istiod's webhook listener, dialled by the API server (ingress to istiod),
 #: never by application pods, so an app egress rule for it would only widen the policy.
@@ -31,6 +32,8 @@ EAST_WEST_PORT = 15443
 DNS_LABELS = {"k8s-app": "kube-dns"}
 DNS_NAMESPACE = "kube-system"
 MYSQL_PORT = 3306
+#: Where a database CA ConfigMap is mounted (``cnplatform.database.tls.CA_MOUNT``).
+DATABASE_CA_MOUNT = "/etc/mysql-ca"
 STABLE, CANARY = "stable", "canary"
 
 
@@ -67,7 +70,18 @@ def database_env(args: "MicroserviceArgs") -> dict[str, Any]:
         env["MYSQL_USER"] = args.database_user
     if args.database_name:
         env["MYSQL_DATABASE"] = args.database_name
+    if args.database_ca_file:
+        env["MYSQL_SSL_CA"] = args.database_ca_file
+        env["MYSQL_SSL_VERIFY_IDENTITY"] = "true" if args.database_verify_identity else "false"
     return env
+
+
+def database_ca_volume(args: "MicroserviceArgs") -> tuple[list[dict], list[dict]]:
+    """(volumes, volumeMounts) of the database CA ConfigMap, mounted read-only at ``DATABASE_CA_MOUNT``."""
+    if not args.database_ca_configmap:
+        return [], []
+    return ([{"name": "db-ca", "configMap": {"name": args.database_ca_configmap, "defaultMode": 0o444}}],
+            [{"name": "db-ca", "mountPath": DATABASE_CA_MOUNT, "readOnly": True}])
 
 
 def effective_secret_env(args: "MicroserviceArgs") -> dict[str, tuple[str, str]]:
@@ -224,6 +238,7 @@ def deployment_spec(args: "MicroserviceArgs", *, version: str = STABLE, image: A
     canary = version == CANARY
     replicas = 1 if canary else args.replicas
     spread_for = 1 if canary else steady_replicas(args)
+    ca_volumes, ca_mounts = database_ca_volume(args)
     container = {
         "name": args.name,
         "image": image if image is not None else (args.canary_image if canary else args.image),
@@ -236,7 +251,7 @@ def deployment_spec(args: "MicroserviceArgs", *, version: str = STABLE, image: A
         },
         **probes(args),
         "securityContext": container_security_context(args.run_as_user),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *ca_mounts],
     }
     pod: dict = {
         "serviceAccountName": args.name,
@@ -245,7 +260,7 @@ def deployment_spec(args: "MicroserviceArgs", *, version: str = STABLE, image: A
         "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
         "securityContext": pod_security_context(args.run_as_user),
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": args.tmp_size}}],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": args.tmp_size}}, *ca_volumes],
     }
     spread = topology_spread(args, version, spread_for)
     if spread:
@@ -294,7 +309,7 @@ def network_policy_spec(args: "MicroserviceArgs") -> dict:
 
     Ingress: its callers' pods on the service port; the mesh ingress gateway when exposed; the
     east-west gateway when the mesh spans networks and the service has callers; the monitoring
-    namespace on the metrics port (plus Envoy's 15020/15090 with the mesh).
+    namespace on the metrics port (plus Envoy's stats port 15090 with the mesh).
     Egress: its callees' pods on their ports; its database on 3306 (pods in cluster, CIDRs for a
     cloud database); DNS (kube-dns, UDP+TCP 53); istiod 15012 with the mesh (sidecars fetch
     config and certificates there); remote east-west gateways on 15443 in a multi-network mesh.

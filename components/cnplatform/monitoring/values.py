@@ -114,7 +114,7 @@ def sizing(tier: str) -> Sizing:
     return Sizing(tier, prom, am, copy.deepcopy(SIZES[TIER_SIZE[tier]]))
 
 
-def workloads(tier: str, nodes: int, mesh: bool = False) -> list[tuple[str, int, dict]]:
+def workloads(tier: str, nodes: int, mesh: bool = False, grafana_replicas: int = 1) -> list[tuple[str, int, dict]]:
     """(container, pod count, resources) of everything the chart runs; ``nodes`` for the DaemonSet,
     ``mesh`` for the Istio sidecar of the Prometheus pods (mTLS scrapes, :func:`istio_mtls_values`)."""
     s = sizing(tier)
@@ -124,8 +124,8 @@ def workloads(tier: str, nodes: int, mesh: bool = False) -> list[tuple[str, int,
         ("prometheus-config-reloader", s.prometheus_replicas, s.of("config-reloader")),
         ("alertmanager", s.alertmanager_replicas, s.of("alertmanager")),
         ("alertmanager-config-reloader", s.alertmanager_replicas, s.of("config-reloader")),
-        ("grafana", 1, s.of("grafana")),
-        *[(name, 1, s.of("grafana-sidecar")) for name in GRAFANA_SIDECARS],
+        ("grafana", grafana_replicas, s.of("grafana")),
+        *[(name, grafana_replicas, s.of("grafana-sidecar")) for name in GRAFANA_SIDECARS],
         ("prometheus-operator", 1, s.of("prometheus-operator")),
         ("kube-state-metrics", 1, s.of("kube-state-metrics")),
         ("node-exporter", nodes, s.of("node-exporter")),
@@ -201,9 +201,48 @@ def _selector_block(kind: str) -> dict:
     }
 
 
+def grafana_ha(replicas: int) -> dict:
+    """Grafana's replicas and, above one, a PodDisruptionBudget (a drain keeps one pod serving).
+
+    Each pod is stateless apart from its own SQLite on an emptyDir (the chart's default, persistence
+    off): dashboards and datasources come from ConfigMaps through the sidecars, the admin from a
+    Secret, and nothing else is kept (no Grafana-managed alert rules: alerting is Prometheus'). A login
+    session is a row of one pod's database: through the mesh gateway a session sticks to a pod
+    (:func:`grafana_session_affinity`); a port-forward holds one pod anyway."""
+    return {"replicas": replicas, **({"podDisruptionBudget": {"minAvailable": 1}} if replicas > 1 else {})}
+
+
+#: Cookie the mesh gateway pins a browser to one Grafana pod by (Envoy sets it on the first response).
+GRAFANA_AFFINITY_COOKIE = "grafana-pod"
+
+
+def grafana_session_affinity() -> dict:
+    """A DestinationRule (the Grafana chart's ``extraObjects``) hashing requests to Grafana on a cookie
+    Envoy issues: a browser keeps talking to the pod whose database holds its login session."""
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "grafana-session-affinity", "namespace": NAMESPACE},
+        "spec": {"host": f"{GRAFANA_SERVICE}.{NAMESPACE}.svc.cluster.local", "trafficPolicy": {"loadBalancer": {
+            "consistentHash": {"httpCookie": {"name": GRAFANA_AFFINITY_COOKIE, "path": "/", "ttl": "0s"}}}}},
+    }
+
+
+def with_priority(values: dict, priority_class: Optional[str]) -> dict:
+    """Every pod of the chart in ``priority_class`` (Prometheus, Alertmanager, the operator, Grafana,
+    kube-state-metrics, node-exporter): each section's own ``priorityClassName`` key."""
+    if not priority_class:
+        return values
+    for section in (values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"],
+                    values["prometheusOperator"], values["grafana"], values["kube-state-metrics"],
+                    values["prometheus-node-exporter"]):
+        section["priorityClassName"] = priority_class
+    return values
+
+
 def chart_values(*, tier: str, cluster: str, cloud: str, retention: str, storage: str,
                  storage_class: Optional[str] = None, receivers: Optional[list[ReceiverSpec]] = None,
-                 expose_grafana: bool = False, grafana_host: Optional[str] = None, mesh: bool = False) -> dict:
+                 expose_grafana: bool = False, grafana_host: Optional[str] = None, mesh: bool = False,
+                 grafana_replicas: int = 1, priority_class: Optional[str] = None) -> dict:
     """The kube-prometheus-stack values. No secret: Grafana's admin comes from ``grafana-admin``
     (``admin.existingSecret``), receivers' credentials are files of the mounted ``alertmanager-receivers``."""
     s = sizing(tier)
@@ -239,7 +278,10 @@ def chart_values(*, tier: str, cluster: str, cloud: str, retention: str, storage
         },
         "resources": s.of("grafana"),
         "testFramework": {"enabled": False},
+        **grafana_ha(grafana_replicas),
     }
+    if grafana_replicas > 1 and mesh and expose_grafana:
+        grafana["extraObjects"] = [grafana_session_affinity()]
     server = grafana_server_ini(expose_grafana, grafana_host)
     if server:
         grafana["grafana.ini"] = {"server": server}
@@ -274,7 +316,8 @@ def chart_values(*, tier: str, cluster: str, cloud: str, retention: str, storage
         "grafana": grafana,
         # No Secret collector (nothing alerts or charts on kube_secret_*): kube-state-metrics then has
         # no cluster-wide list/watch on Secrets.
-        "kube-state-metrics": {"resources": s.of("kube-state-metrics"), "collectorsExclude": list(KSM_EXCLUDED_COLLECTORS)},
+        "kube-state-metrics": {"resources": s.of("kube-state-metrics"),
+                               "collectorsExclude": list(KSM_EXCLUDED_COLLECTORS)},
         "prometheus-node-exporter": {
             "namespaceOverride": NODE_EXPORTER_NAMESPACE,
             "resources": s.of("node-exporter"),
@@ -282,4 +325,4 @@ def chart_values(*, tier: str, cluster: str, cloud: str, retention: str, storage
             "containerSecurityContext": dict(NODE_EXPORTER_CONTAINER_SECURITY_CONTEXT),
         },
     }
-    return values
+    return with_priority(values, priority_class)

@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Optional
 
 #: Files never part of an image build (caches); they do not change the content hash.
 IGNORED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git")
@@ -102,12 +104,30 @@ def _instructions(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def dockerfile_sources(text: str) -> list[str]:
-    """The build-context sources of every ``COPY`` / ``ADD`` (``--from=`` copies come from a stage)."""
+def dockerfile_args(text: str, build_args: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """Values of the Dockerfile's ``ARG``s: their defaults, overridden by ``build_args``."""
+    values: dict[str, str] = {}
+    for word, rest in _instructions(text):
+        if word == "ARG":
+            name, _, default = rest.partition("=")
+            values.setdefault(name.strip(), default.strip().strip('"'))
+    return {**values, **(build_args or {})}
+
+
+def _expand(text: str, values: Mapping[str, str]) -> str:
+    """``${NAME}`` / ``$NAME`` replaced by a build argument's value (unknown names stay)."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def dockerfile_sources(text: str, build_args: Optional[Mapping[str, str]] = None) -> list[str]:
+    """The build-context sources of every ``COPY`` / ``ADD`` (``--from=`` copies come from a stage),
+    with ``ARG`` references expanded (a parameterised Dockerfile: ``COPY ${SERVICE}/app.py``)."""
     sources: list[str] = []
+    values = dockerfile_args(text, build_args)
     for word, rest in _instructions(text):
         if word not in ("COPY", "ADD"):
             continue
+        rest = _expand(rest, values)
         args = json.loads(rest) if rest.startswith("[") else shlex.split(rest)
         flags = [a for a in args if a.startswith("--")]
         if any(f.startswith("--from=") for f in flags):
@@ -116,12 +136,13 @@ def dockerfile_sources(text: str) -> list[str]:
     return sources
 
 
-def image_files(context: str | os.PathLike, dockerfile: str | os.PathLike) -> list[Path]:
+def image_files(context: str | os.PathLike, dockerfile: str | os.PathLike,
+                build_args: Optional[Mapping[str, str]] = None) -> list[Path]:
     """Files of ``context`` the image gets (its Dockerfile's COPY/ADD sources, less ``.dockerignore``)."""
     root = Path(context).resolve()
     rules = dockerignore_patterns(root)
     files: set[Path] = set()
-    for source in dockerfile_sources(Path(dockerfile).read_text()):
+    for source in dockerfile_sources(Path(dockerfile).read_text(), build_args):
         for match in glob.glob(str(root / source.lstrip("/")), recursive=True):
             path = Path(match).resolve()
             candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -136,11 +157,14 @@ def image_files(context: str | os.PathLike, dockerfile: str | os.PathLike) -> li
     return kept
 
 
-def image_digest(context: str | os.PathLike, dockerfile: str | os.PathLike, length: int = 12) -> str:
-    """The image tag of one service: a hash of its Dockerfile and of exactly the files it copies."""
+def image_digest(context: str | os.PathLike, dockerfile: str | os.PathLike, length: int = 12,
+                 build_args: Optional[Mapping[str, str]] = None) -> str:
+    """The image tag of one service: a hash of its Dockerfile, its build arguments and exactly the files it copies."""
     root = Path(context).resolve()
     sha = hashlib.sha256(b"Dockerfile\0" + Path(dockerfile).read_bytes())
-    for path in image_files(root, dockerfile):
+    if build_args:
+        sha.update(json.dumps(dict(build_args), sort_keys=True).encode())
+    for path in image_files(root, dockerfile, build_args):
         sha.update(path.relative_to(root).as_posix().encode() + b"\0")
         sha.update(hashlib.sha256(path.read_bytes()).digest())
     return sha.hexdigest()[:length]

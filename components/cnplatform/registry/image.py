@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
@@ -24,11 +24,14 @@ from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
 
 
-def local_build_command(image: str, dockerfile: str, context: str, platform: Optional[str] = None) -> str:
+def local_build_command(image: str, dockerfile: str, context: str, platform: Optional[str] = None,
+                        build_args: tuple[tuple[str, str], ...] = ()) -> str:
     """The local (kind) build: one plain image, no attestations (see ``ServiceImage._local``)."""
     words = ["docker", "build", "--provenance=false", "--sbom=false", "-t", image, "-f", dockerfile]
     if platform:
         words += ["--platform", platform]
+    for key, value in build_args:
+        words += ["--build-arg", f"{key}={value}"]
     return " ".join(shlex.quote(w) for w in [*words, context])
 
 
@@ -65,11 +68,13 @@ class BuildSpec:
     context: str
     dockerfile: str
     platform: Optional[str] = None
+    build_args: tuple[tuple[str, str], ...] = ()
 
     def docker_args(self):
         import pulumi_docker as docker
 
-        return docker.DockerBuildArgs(context=self.context, dockerfile=self.dockerfile, platform=self.platform)
+        return docker.DockerBuildArgs(context=self.context, dockerfile=self.dockerfile, platform=self.platform,
+                                      args=dict(self.build_args) or None)
 
 
 @dataclass
@@ -84,6 +89,8 @@ class ServiceImageArgs:
     """Dockerfile path relative to the project directory; default ``<context>/<service>/Dockerfile``."""
     tag: str = "latest"
     """Image tag; the stack passes :func:`context_digest` of the context (immutable, content-addressed)."""
+    build_args: dict[str, str] = field(default_factory=dict)
+    """Docker build arguments (a parameterised Dockerfile: ``{"SERVICE": "user"}``)."""
     platform: Optional[str] = None
     """Target platform of the build; default: ``linux/amd64`` for cloud registries (amd64 node pools),
     the builder's own platform for local kind clusters (so Apple Silicon laptops run native images)."""
@@ -134,6 +141,7 @@ class ServiceImage(pulumi.ComponentResource):
             context=args.context,
             dockerfile=args.dockerfile or f"{args.context}/{args.service}/Dockerfile",
             platform=args.platform or (None if args.cloud == "local" else "linux/amd64"),
+            build_args=tuple(sorted(args.build_args.items())),
         )
         if args.cloud == "local":
             repository, image_ref = self._local(name, args, build)
@@ -158,7 +166,7 @@ class ServiceImage(pulumi.ComponentResource):
         # A plain single-platform image loads everywhere. The tag is the content hash: same tag, no rebuild.
         image = command.local.Command(
             f"{name}-build",
-            create=local_build_command(image_name, build.dockerfile, build.context, build.platform),
+            create=local_build_command(image_name, build.dockerfile, build.context, build.platform, build.build_args),
             triggers=[image_name],
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps),
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from cnplatform.testing.mocks import mock_call, mock_output
+from cnplatform.testing.mocks import fake_pem, mock_call, mock_output
 
 COMPUTE = "https://www.googleapis.com/compute/v1"
 
@@ -178,7 +178,9 @@ def _sql_instance(name: str, inputs: dict) -> dict:
     return {"__id": inst, "name": inst, "connectionName": f"{project}:{region}:{inst}",
             "privateIpAddress": ip, "ipAddresses": [{"ipAddress": ip, "type": "PRIVATE"}],
             "selfLink": f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{inst}",
-            "serviceAccountEmailAddress": f"p{project_number(project)}-{_hex(inst, 6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com"}
+            "serviceAccountEmailAddress": f"p{project_number(project)}-{_hex(inst, 6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
+            "serverCaCerts": [{"cert": fake_pem("CERTIFICATE", f"{inst}-server-ca"), "commonName": f"C={inst}",
+                               "sha1Fingerprint": _hex(inst + "-ca", 40)}]}
 
 
 @mock_output("gcp:artifactregistry/repository:Repository")

@@ -146,6 +146,9 @@ class DBConfig:
     #: CA bundle to verify the server certificate; without it TLS is still used when the
     #: server offers it (PyMySQL's "preferred" mode), just not verified.
     ssl_ca: str | None = None
+    #: With ``ssl_ca``: also check that the certificate names ``host`` (MySQL's VERIFY_IDENTITY);
+    #: the platform sets it where the server certificate carries the host name (RDS, in cluster).
+    ssl_verify_identity: bool = False
     connect_timeout: float = 5.0
     query_timeout: float = 10.0
     #: Connections open at most (borrowers wait for a free one up to ``pool_timeout``, then 503).
@@ -169,6 +172,7 @@ class DBConfig:
             database=env_str("MYSQL_DATABASE", default_database, environ=environ),
             unix_socket=env_str("MYSQL_SOCKET", None, environ=environ),
             ssl_ca=env_str("MYSQL_SSL_CA", None, environ=environ),
+            ssl_verify_identity=env_bool("MYSQL_SSL_VERIFY_IDENTITY", cls.ssl_verify_identity, environ=environ),
             connect_timeout=env_float("MYSQL_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout, minimum=0.1,
                                       environ=environ),
             query_timeout=env_float("MYSQL_QUERY_TIMEOUT_SECONDS", cls.query_timeout, minimum=0.1,

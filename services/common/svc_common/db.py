@@ -5,9 +5,9 @@ background, a readiness probe that answers in time, and database errors as 503.
   below the cap, opens one; otherwise it waits up to ``pool_timeout`` seconds and then gets
   ``DatabaseUnavailable`` (503 + ``Retry-After``). A connection idle for longer than
   ``PING_AFTER_IDLE_SECONDS`` is pinged before use; one that failed is closed, not reused.
-* **TLS**: one ``SSLContext`` per process (verified against ``ssl_ca`` if set, otherwise
-  PyMySQL's "preferred" mode, unverified), not one per connection: building a context loads
-  the CA store, ~28 ms of CPU each time.
+* **TLS**: one ``SSLContext`` per process (verified against ``ssl_ca`` if set, and the host
+  name with ``ssl_verify_identity``; otherwise PyMySQL's "preferred" mode, unverified), not one
+  per connection: building a context loads the CA store, ~28 ms of CPU each time.
 * **Errors**: connection-level errors (refused, lost, timed out, lock wait) raised while a
   connection is borrowed become ``DatabaseUnavailable``; integrity errors (duplicate keys)
   pass through unchanged and keep the connection.
@@ -69,11 +69,11 @@ def preferred_tls_context() -> ssl.SSLContext:
         return _PREFERRED_CONTEXT
 
 
-def verified_tls_context(ca_file: str) -> ssl.SSLContext:
-    """TLS required, the server certificate verified against ``ca_file`` (not its host name)."""
+def verified_tls_context(ca_file: str, check_hostname: bool = False) -> ssl.SSLContext:
+    """TLS required, the server certificate verified against ``ca_file`` (its host name too if asked)."""
     ctx = ssl.create_default_context(cafile=ca_file)
     ctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)  # MySQL's auto-generated certs
-    ctx.check_hostname = False
+    ctx.check_hostname = check_hostname
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
@@ -100,7 +100,7 @@ class Database:
     def __init__(self, config: DBConfig,
                  connect: Callable[[], pymysql.connections.Connection] | None = None) -> None:
         self.config = config
-        self._tls = verified_tls_context(config.ssl_ca) if config.ssl_ca else None
+        self._tls = verified_tls_context(config.ssl_ca, config.ssl_verify_identity) if config.ssl_ca else None
         self._open_connection = connect or self.connect
         self._cond = threading.Condition()
         self._idle: list[tuple[pymysql.connections.Connection, float]] = []

@@ -1,4 +1,8 @@
-"""Layer: cluster add-ons — metrics-server and cert-manager with the cluster's ClusterIssuer.
+"""Layer: cluster add-ons — the platform's PriorityClasses, metrics-server and cert-manager with the
+cluster's ClusterIssuer.
+
+The PriorityClasses come first (``ctx.priority_classes``): ``ctx.k8s_opts`` makes every later object
+of the cluster depend on them, so no pod naming one reaches admission before it exists.
 
 Shares ``ctx.parts["metrics_server"]``, ``ctx.parts["cert_manager"]`` (the CertManager component:
 depend on it, or on its ``chart``, for anything using cert-manager's CRDs) and
@@ -22,6 +26,7 @@ from cnplatform.addons.metrics_server import (
     MetricsServerArgs,
     metrics_server_values,
 )
+from cnplatform.cluster.priority import PLATFORM_CRITICAL, PlatformPriorityClasses, PlatformPriorityClassesArgs
 from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
 from stacks.config import TIERS, ClusterConfig, StackConfig
@@ -75,11 +80,15 @@ def cert_manager_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> CertManag
         acme_server=cm.acme_server,
         acme_ingress_class=cm.acme_ingress_class,
         charts_dir=cfg.charts_dir,
+        # Its webhook gates every Certificate write (the ingress certificate included).
+        priority_class_name=PLATFORM_CRITICAL,
     )
 
 
 def deploy(ctx: ClusterContext) -> None:
     cfg, cluster_cfg = ctx.cfg, ctx.cluster_cfg
+    ctx.priority_classes = PlatformPriorityClasses(f"{ctx.name}-priority-classes", PlatformPriorityClassesArgs(),
+                                                   opts=ctx.k8s_opts())
     if wants_metrics_server(cfg, cluster_cfg):
         ctx.metrics_server = MetricsServer(
             f"{ctx.name}-metrics-server", metrics_server_args(cluster_cfg.cloud, cfg.tier, cfg.charts_dir),
@@ -98,7 +107,8 @@ def footprint(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
         values = metrics_server_values(metrics_server_args(cluster_cfg.cloud, cfg.tier))
         out.append(Workload.of(LAYER, "metrics-server", values["replicas"], values["resources"]))
     if cfg.addons.cert_manager.enabled:
-        values = cert_manager_values(cert_manager_replicas(cfg.tier))
+        args = cert_manager_args(cfg, cluster_cfg)
+        values = cert_manager_values(args.replicas, args.priority_class_name)
         for name, (replicas, resources) in deployment_resources(values).items():
             out.append(Workload.of(LAYER, name, replicas, resources))
     return out

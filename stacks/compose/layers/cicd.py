@@ -13,7 +13,9 @@ from functools import lru_cache
 import pulumi
 import yaml
 
+from cnplatform.cicd.identity import static_key_clouds
 from cnplatform.cicd.jenkins import Jenkins, JenkinsArgs, footprint_resources
+from cnplatform.cluster.priority import PLATFORM
 from cnplatform.quantity import cpu_millicores, memory_mib
 from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
@@ -39,13 +41,16 @@ def deploy_plan(cfg, stack: str) -> tuple[list[str], list[str]]:
     return list(stacks), [s for s in cfg.cicd.approval_stacks if s in stacks]
 
 
-def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "") -> JenkinsArgs:
-    """The component's inputs for one cluster, from the stack config (tier decides the size)."""
+def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "", workload_identity=None) -> JenkinsArgs:
+    """The component's inputs for one cluster, from the stack config (tier decides the size).
+
+    The agents' cloud identities are those of Jenkins' own cluster (``workload_identity``, its output);
+    a cloud of the stack other than that one keeps static keys (``static_key_clouds``)."""
     sizes = cfg.defaults.jenkins_resources
     cicd = cfg.cicd
     deploy_stacks, approval_stacks = deploy_plan(cfg, stack)
     return JenkinsArgs(
-        services=[s.name for s in cfg.services],
+        services=[s.name for s in cfg.services], priority_class_name=PLATFORM,
         charts_dir=cfg.charts_dir,
         repo_url=cicd.repo_url,
         branch=cicd.branch,
@@ -60,6 +65,11 @@ def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "") -> JenkinsA
         reload_resources=copy.deepcopy(sizes["reload"]),
         pod_security="baseline",
         mesh_injection=False,
+        cloud=cluster_cfg.cloud,
+        cluster_name=cluster_cfg.name,
+        workload_identity=workload_identity,
+        static_key_clouds=static_key_clouds(cluster_cfg.cloud, [c.cloud for c in cfg.clusters])
+        if deploy_stacks else [],
     )
 
 
@@ -74,7 +84,7 @@ def deploy(ctx: ClusterContext) -> None:
         return
     registries = ({c.name: cfg.cicd.registry for c in cfg.clusters} if cfg.cicd.registry
                   else ctx.shared.registries)
-    args = jenkins_args(cfg, ctx.cluster_cfg, registries, pulumi.get_stack())
+    args = jenkins_args(cfg, ctx.cluster_cfg, registries, pulumi.get_stack(), ctx.cluster.workload_identity)
     jenkins = Jenkins(f"{ctx.name}-jenkins", args, opts=ctx.k8s_opts())
     ctx.jenkins = jenkins
     ctx.outputs["jenkins"] = {"namespace": jenkins.namespace, "url": jenkins.url,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import pulumi
 
 from cnplatform.addons.cert_manager import ISSUER_ACME
+from cnplatform.cluster.base import api_allow_list
 from cnplatform.cluster.local import INGRESS_NODE_PORT_HTTP, INGRESS_NODE_PORT_HTTPS
+from cnplatform.cluster.priority import PLATFORM_CRITICAL
 from cnplatform.mesh import values as mesh_values
 from cnplatform.mesh.authorization import MONITORING_NAMESPACE, ServiceAuthorizationArgs
 from cnplatform.mesh.ca import MeshRootCa, MeshRootCaArgs
@@ -86,7 +88,7 @@ def mesh_args(cfg: StackConfig, cluster_cfg: ClusterConfig) -> IstioMeshArgs:
         charts_dir=cfg.charts_dir,
         network=network_of(cluster_cfg),
         mesh_id=cfg.mesh.mesh_id,
-        **cfg.defaults.mesh_sizing,
+        **cfg.defaults.mesh_sizing, priority_class_name=PLATFORM_CRITICAL,
         proxy_cpu_request=sidecar["requests"]["cpu"], proxy_memory_request=sidecar["requests"]["memory"],
         proxy_cpu_limit=sidecar["limits"]["cpu"], proxy_memory_limit=sidecar["limits"]["memory"],
         access_logs=cfg.mesh.access_logs,
@@ -141,6 +143,19 @@ def is_exposed(cfg: StackConfig, svc: ServiceConfig) -> bool:
     return svc.expose is not None and cfg.mesh.ingress.enabled
 
 
+def clusters_running(cfg: StackConfig, svc: ServiceConfig) -> list[str]:
+    return [c.name for c in cfg.clusters if svc in cfg.services_on(c.name)]
+
+
+def cluster_local(cfg: StackConfig, svc: ServiceConfig) -> bool:
+    """The topology of stateful services (docs/decisions.md): a service with a database that runs on
+    several clusters has one unreplicated database per cluster, so a request failed over to a peer
+    would reach a database without the caller's data: its traffic stays in the caller's cluster.
+    Stateless services, and a database service that runs on one cluster only (the single writer the
+    others call), are load-balanced and fail over across the mesh."""
+    return svc.database is not None and len(clusters_running(cfg, svc)) > 1
+
+
 def traffic_args(cfg: StackConfig, svc: ServiceConfig, gateway: str) -> ServiceTrafficPolicyArgs:
     t = svc.traffic
     return ServiceTrafficPolicyArgs(
@@ -155,6 +170,7 @@ def traffic_args(cfg: StackConfig, svc: ServiceConfig, gateway: str) -> ServiceT
         exposed_path=svc.expose.path if is_exposed(cfg, svc) else None,
         exposed_hosts=exposed_hosts(cfg, svc) or ["*"],
         gateway=gateway,
+        cluster_local=cluster_local(cfg, svc),
     )
 
 
@@ -193,6 +209,8 @@ def deploy(ctx: ClusterContext) -> None:
     root = root_ca(ctx)
     args = mesh_args(cfg, ctx.cluster_cfg)
     args.root_cert_pem, args.root_key_pem = root.cert_pem, root.private_key_pem
+    if args.east_west_gateway:
+        args.east_west_source_ranges = peer_egress(ctx)
     # After the baseline: the app namespaces get their allow-nothing policies here.
     mesh = IstioMesh(f"{ctx.name}-mesh", args, opts=ctx.k8s_opts(ctx.baseline))
     ctx.mesh = mesh
@@ -206,6 +224,14 @@ def deploy(ctx: ClusterContext) -> None:
 
     ctx.outputs["mesh"] = {"istio_version": mesh.istio_version, "network": args.network,
                            "public_gateway": mesh.public_gateway, "tls_secret": mesh.tls_secret}
+
+
+def peer_egress(ctx: ClusterContext) -> pulumi.Output[list[str]]:
+    """The egress CIDRs of the other clusters of the stack: the only sources the east-west load balancer
+    admits. Peers are in other clouds (no VPC peering), so they arrive from their NAT addresses over the
+    internet; every cluster exists before any layer runs (``build_platform``)."""
+    peers = [ctx.shared.egress_cidrs[c.name] for c in ctx.cfg.clusters if c.name != ctx.name]
+    return api_allow_list(*peers)
 
 
 def _exchange_remote_secrets(ctx: ClusterContext, mesh: IstioMesh) -> None:
@@ -242,7 +268,7 @@ def footprint(cfg: StackConfig, cluster_cfg: ClusterConfig) -> list[Workload]:
         gw = mesh_values.gateway_values(args)
         out.append(Workload.of(LAYER, "istio-ingressgateway", mesh_values.gateway_min_replicas(gw), gw["resources"]))
     if args.east_west_gateway:
-        ew = mesh_values.eastwest_gateway_values(args)
+        ew = mesh_values.eastwest_gateway_pods(args)
         out.append(Workload.of(LAYER, "istio-eastwestgateway", mesh_values.gateway_min_replicas(ew), ew["resources"]))
     if cfg.mesh.consul:
         cv = consul_values(consul_args(cfg, cluster_cfg))

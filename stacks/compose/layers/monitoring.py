@@ -13,6 +13,7 @@ import fnmatch
 
 import pulumi
 
+from cnplatform.cluster.priority import PLATFORM
 from cnplatform.monitoring import (
     MonitoredService,
     MonitoringStack,
@@ -58,6 +59,8 @@ def monitoring_args(cfg, cluster_cfg, receiver_secrets: dict | None = None) -> M
         mesh=cfg.mesh.enabled,
         expose_grafana=exposes_grafana(cfg), grafana_host=mon.grafana_host,
         ingress_hosts=list(cfg.mesh.ingress.hosts), gateway=GATEWAY,
+        # HA per tier; the platform's PriorityClass (created by the add-ons layer, before any chart).
+        grafana_replicas=cfg.defaults.grafana_replicas, priority_class_name=PLATFORM,
     )
 
 
@@ -114,4 +117,5 @@ def footprint(cfg, cluster_cfg) -> list[Workload]:
     if not cfg.monitoring.enabled:
         return []
     return [Workload.of("monitoring", name, count, resources)
-            for name, count, resources in workloads(cfg.tier, node_count(cluster_cfg), mesh=cfg.mesh.enabled)]
+            for name, count, resources in workloads(cfg.tier, node_count(cluster_cfg), mesh=cfg.mesh.enabled,
+                                                    grafana_replicas=cfg.defaults.grafana_replicas)]

@@ -58,10 +58,17 @@ def _required(value: Any, ctx: ClusterContext, what: str, purpose: str) -> Any:
     return value
 
 
-def build_context(build: str) -> tuple[str, str]:
-    """``services/user`` -> (context ``services``, dockerfile ``services/user/Dockerfile``), project-relative."""
+def build_context(build: str) -> tuple[str, str, dict[str, str]]:
+    """``services/user`` -> (context ``services``, dockerfile, build args), project-relative.
+
+    The service's own ``services/user/Dockerfile`` when it has one, else the shared, parameterised
+    ``services/Dockerfile`` with ``SERVICE=user``.
+    """
     path = Path(build)
-    return (path.parent.as_posix() or ".", (path / "Dockerfile").as_posix())
+    context = path.parent.as_posix() or "."
+    if (ROOT / path / "Dockerfile").is_file():
+        return context, (path / "Dockerfile").as_posix(), {}
+    return context, (path.parent / "Dockerfile").as_posix(), {"SERVICE": path.name}
 
 
 def autoscaling_bounds(cfg, svc) -> tuple[int, int]:
@@ -101,9 +108,10 @@ def _image(ctx: ClusterContext, svc: ServiceConfig) -> tuple[Any, list[pulumi.Re
     if svc.image_for(ctx.name):
         return svc.image_for(ctx.name), []
     cc = ctx.cluster_cfg
-    context, dockerfile = build_context(svc.build)
+    context, dockerfile, build_args = build_context(svc.build)
     args = ServiceImageArgs(
-        service=svc.name, context=context, dockerfile=dockerfile, tag=image_digest(ROOT / context, ROOT / dockerfile),
+        service=svc.name, context=context, dockerfile=dockerfile, build_args=build_args,
+        tag=image_digest(ROOT / context, ROOT / dockerfile, build_args=build_args),
         cloud=cc.cloud, cluster=ctx.name, kind_load=not cc.local.existing_context,
         region=cc.region if cc.cloud != "local" else None,
         keep_images=KEEP_IMAGES, force_delete=not ctx.cfg.protect,
@@ -231,6 +239,10 @@ def service_args(cfg, svc, *, image: Any, mesh_enabled: bool,
         args.database_secret = database.secret
         args.database_pod_labels = dict(database.pod_labels)
         args.database_cidrs = list(database_cidrs or [])
+        # TLS required by the server (MySqlDatabaseArgs.require_tls): the service verifies its CA.
+        args.database_ca_file = database.ca_file
+        args.database_ca_configmap = database.ca_configmap
+        args.database_verify_identity = database.verify_identity
     return args
 
 
