@@ -24,13 +24,16 @@ $(TOOLS)/.installed: requirements-tools.txt
 venv: $(VENV)/.installed
 tools: $(TOOLS)/.installed
 
-## make test: create the venvs, install everything, run the whole test suite (with the reason of every
-## skipped test: -rs), then the consumer check. PYTEST_ARGS: more pytest options (.ci/run adds a JUnit report).
+## make test: create the venvs, install everything, the static checks (make lint: a finding fails the
+## build), the whole test suite (with the reason of every skipped test: -rs), then the consumer check.
+## PYTEST_ARGS: more pytest options (.ci/run adds a JUnit report).
 test: venv tools
+	$(MAKE) lint
 	$(VENV)/bin/python -m pytest -rs $(PYTEST_ARGS)
 	$(MAKE) test-consumer
 
-## make lint: ruff (rule set in pyproject.toml) on the whole repository, mypy on the library.
+## make lint: ruff (the explicit rule set `select` in pyproject.toml) on the whole repository, mypy
+## (files and strictness in pyproject.toml) on the library. Both pinned in requirements-dev.txt.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

@@ -173,11 +173,13 @@ def inject(pod: dict[str, Any], cfg: InjectorConfig) -> list[dict[str, Any]]:
         validation = {"name": "istio-validation" if cfg.cni else "istio-init", "image": cfg.image,
                       "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
                                "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020",
-                               "--log_output_level=default:info"] + (["--run-validation", "--skip-rule-apply"] if cfg.cni else []),
+                               "--log_output_level=default:info"]
+                      + (["--run-validation", "--skip-rule-apply"] if cfg.cni else []),
                       "resources": copy.deepcopy(res), "securityContext": copy.deepcopy(sc)}
         proxy = {"name": "istio-proxy", "image": cfg.image,
                  "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
-                          "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
+                          "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error",
+                          "--log_output_level=default:info"],
                  "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
                  "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
                  "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021}, "periodSeconds": 15,
@@ -196,11 +198,13 @@ def inject(pod: dict[str, Any], cfg: InjectorConfig) -> list[dict[str, Any]]:
         volumes += [copy.deepcopy(v) for v in ISTIO_VOLUMES if v["name"] not in have]
         status["volumes"] = [v["name"] for v in ISTIO_VOLUMES]
         labels.setdefault("security.istio.io/tlsMode", "istio")
-        labels.setdefault("service.istio.io/canonical-name", (labels.get("app.kubernetes.io/name") or labels.get("app")
-                                                              or meta.get("generateName", "").rstrip("-") or meta.get("name", ""))[:63].rstrip("-"))
+        canonical = (labels.get("app.kubernetes.io/name") or labels.get("app")
+                     or meta.get("generateName", "").rstrip("-") or meta.get("name", ""))
+        labels.setdefault("service.istio.io/canonical-name", canonical[:63].rstrip("-"))
         labels.setdefault("service.istio.io/canonical-revision", labels.get("app.kubernetes.io/version")
                           or labels.get("version") or "latest")
-        anns.update({"prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020", "prometheus.io/scrape": "true"})
+        anns.update({"prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020",
+                     "prometheus.io/scrape": "true"})
         if app:
             anns.setdefault("kubectl.kubernetes.io/default-container", app[0])
             anns.setdefault("kubectl.kubernetes.io/default-logs-container", app[0])
@@ -269,7 +273,8 @@ def validate_istio(obj: dict[str, Any]) -> list[str]:
                 if not AUTHZ_WHEN_KEYS.match(key):
                     errs.append(f"rules[{i}].when[{j}]: unknown attribute {key!r}")
                 if not cond.get("values") and not cond.get("notValues"):
-                    errs.append(f"rules[{i}].when[{j}]: at least one of values or notValues must be set for key {key!r}")
+                    errs.append(f"rules[{i}].when[{j}]: at least one of values or notValues must be set "
+                                f"for key {key!r}")
     elif kind == "PeerAuthentication":
         mode = (spec.get("mtls") or {}).get("mode", "UNSET")
         if mode not in MTLS_MODES:
@@ -288,8 +293,9 @@ def validate_istio(obj: dict[str, Any]) -> list[str]:
             routes = http.get("route") or []
             if not routes and not http.get("redirect") and not http.get("directResponse") and not http.get("delegate"):
                 errs.append(f"http[{i}]: HTTP route, redirect or direct response is required")
-            if len(routes) > 1 and sum(int(r.get("weight") or 0) for r in routes) not in (0, 100):
-                errs.append(f"http[{i}]: total destination weight {sum(int(r.get('weight') or 0) for r in routes)} != 100")
+            total = sum(int(r.get("weight") or 0) for r in routes) if len(routes) > 1 else 0
+            if total not in (0, 100):
+                errs.append(f"http[{i}]: total destination weight {total} != 100")
             for j, r in enumerate(routes):
                 if not (r.get("destination") or {}).get("host"):
                     errs.append(f"http[{i}].route[{j}]: destination.host is required")
@@ -313,8 +319,8 @@ def validate_istio(obj: dict[str, Any]) -> list[str]:
             if port.get("protocol", "").upper() == "HTTPS" and not s.get("tls"):
                 errs.append(f"servers[{i}]: server must have TLS settings for HTTPS/TLS protocols")
             tls = s.get("tls") or {}
-            if tls.get("mode") in ("SIMPLE", "MUTUAL") and not (tls.get("credentialName") or tls.get("serverCertificate")
-                                                                or tls.get("credentialNames")):
+            has_cert = tls.get("credentialName") or tls.get("serverCertificate") or tls.get("credentialNames")
+            if tls.get("mode") in ("SIMPLE", "MUTUAL") and not has_cert:
                 errs.append(f"servers[{i}]: SIMPLE TLS requires a credentialName or serverCertificate")
     return errs
 
@@ -322,7 +328,8 @@ def validate_istio(obj: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------------------------------ server
 
 def review_response(review: dict[str, Any], allowed: bool = True, message: str = "",
-                    patch: Optional[list[dict[str, Any]]] = None, warnings: Optional[list[str]] = None) -> dict[str, Any]:
+                    patch: Optional[list[dict[str, Any]]] = None,
+                    warnings: Optional[list[str]] = None) -> dict[str, Any]:
     req = review.get("request") or {}
     resp: dict[str, Any] = {"uid": req.get("uid", ""), "allowed": allowed}
     if not allowed:
@@ -382,7 +389,8 @@ class Webhooks:
         p = path.split("?")[0].rstrip("/")
         if p == "/apis":
             return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
-                "name": "metrics.k8s.io", "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+                "name": "metrics.k8s.io",
+                "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
                 "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}}]}
         if p == "/apis/metrics.k8s.io":
             return 200, {"kind": "APIGroup", "apiVersion": "v1", "name": "metrics.k8s.io",

@@ -68,7 +68,8 @@ def summarize_tier1(res: dict[str, Any]) -> None:
           f"apply {_fmt(res.get('apply_s'))}s, second apply {_fmt(res.get('second_apply_s'))}s", flush=True)
     for node, u in (res.get("node_usage") or {}).items():
         print(f"[e2e] tier1: node {node}: requests {u['cpu_req_m']}m / {u['mem_req_mi']}Mi of allocatable "
-              f"{u['cpu_alloc_m']}m / {u['mem_alloc_mi']}Mi, {u['pods']} pods (kind's system pods included)", flush=True)
+              f"{u['cpu_alloc_m']}m / {u['mem_alloc_mi']}Mi, {u['pods']} pods (kind's system pods included)",
+              flush=True)
     for r in res.get("rejected", []):
         print(f"[e2e]   rejected {r['object']} ({r['from']}): {r['error']}", flush=True)
     for u in res.get("unavailable", []):

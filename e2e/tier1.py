@@ -259,7 +259,8 @@ def build_nodes(plan: dict[str, Any], own: list[dict[str, Any]], charts: dict[st
         if t == "kubernetes:helm.sh/v4:Chart":
             rel = r["inputs"].get("name") or r["name"]
             nodes[r["urn"]] = Node(r["urn"], f"chart {rel}", charts.get(rel, []))
-        elif t.startswith("kubernetes:") and not t.startswith("kubernetes:helm") and not t.startswith("pulumi:providers"):
+        elif (t.startswith("kubernetes:") and not t.startswith("kubernetes:helm")
+              and not t.startswith("pulumi:providers")):
             inp = r.get("inputs") or {}
             if not isinstance(inp.get("metadata"), dict):
                 continue
@@ -304,7 +305,8 @@ def build_nodes(plan: dict[str, Any], own: list[dict[str, Any]], charts: dict[st
 
 #: names of resources whose pods an operator would create (filled by run()), and what was not checked
 OPERATOR_MANAGED: set[str] = set()
-OPERATOR_KINDS = {("monitoring.coreos.com", k) for k in ("Prometheus", "Alertmanager", "ThanosRuler", "PrometheusAgent")}
+OPERATOR_KINDS = {("monitoring.coreos.com", k)
+                  for k in ("Prometheus", "Alertmanager", "ThanosRuler", "PrometheusAgent")}
 SIM_LIMITS: set[str] = set()
 
 
@@ -324,7 +326,8 @@ def _ready(k: Kube, obj: dict[str, Any]) -> Optional[str]:
             return f"available {st.get('availableReplicas', 0)}/{want}"
     elif kind == "StatefulSet":
         want = live["spec"].get("replicas", 1)
-        if st.get("observedGeneration") != gen or st.get("readyReplicas", 0) < want or st.get("availableReplicas", 0) < want:
+        if st.get("observedGeneration") != gen or st.get("readyReplicas", 0) < want \
+                or st.get("availableReplicas", 0) < want:
             return f"ready {st.get('readyReplicas', 0)}/{want}"
     elif kind == "DaemonSet":
         want = st.get("desiredNumberScheduled", 0)
@@ -341,7 +344,8 @@ def _ready(k: Kube, obj: dict[str, Any]) -> Optional[str]:
     elif kind == "Service":
         spec = live["spec"]
         if spec.get("selector") and spec.get("type", "ClusterIP") != "ExternalName" and spec.get("clusterIP") != "None":
-            slices = k.request("GET", f"/apis/discovery.k8s.io/v1/namespaces/{live['metadata']['namespace']}/endpointslices",
+            ns = live["metadata"]["namespace"]
+            slices = k.request("GET", f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
                                query={"labelSelector": f"kubernetes.io/service-name={live['metadata']['name']}"})
             ready = [e for s in slices.get("items", []) for e in s.get("endpoints") or []
                      if (e.get("conditions") or {}).get("ready")]
@@ -351,7 +355,8 @@ def _ready(k: Kube, obj: dict[str, Any]) -> Optional[str]:
                 sel = ",".join(f"{a}={b}" for a, b in spec["selector"].items())
                 pods = k.request("GET", f"/api/v1/namespaces/{live['metadata']['namespace']}/pods",
                                  query={"labelSelector": sel}).get("items", [])
-                if any((p.get("spec") or {}).get("hostNetwork") and str((p.get("status") or {}).get("podIP", "")).startswith("127.")
+                if any((p.get("spec") or {}).get("hostNetwork")
+                       and str((p.get("status") or {}).get("podIP", "")).startswith("127.")
                        and any(c.get("type") == "Ready" and c.get("status") == "True"
                                for c in (p.get("status") or {}).get("conditions") or []) for p in pods):
                     return None
@@ -373,7 +378,8 @@ def warning_events(k: Kube, key: str, limit: int = 5) -> list[str]:
         return []
     ns, name = kind_name[1].split("/", 1)
     try:
-        evs = k.request("GET", f"/api/v1/namespaces/{ns}/events", query={"fieldSelector": "type=Warning"}).get("items", [])
+        evs = k.request("GET", f"/api/v1/namespaces/{ns}/events",
+                        query={"fieldSelector": "type=Warning"}).get("items", [])
     except ApiError:
         return []
     kind = kind_name[0].split(".")[0]
@@ -656,8 +662,8 @@ def ensure_admin_identity(k: Kube) -> Kube:
            "metadata": {"name": ADMIN_GROUP},
            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ADMIN_GROUP}]}
-    k.request("PATCH", f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{ADMIN_GROUP}", json.dumps(crb).encode(),
-              "application/apply-patch+yaml", {"fieldManager": "kubeadm", "force": "true"})
+    k.request("PATCH", f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{ADMIN_GROUP}",
+              json.dumps(crb).encode(), "application/apply-patch+yaml", {"fieldManager": "kubeadm", "force": "true"})
     admin = k.as_user(ADMIN_USER, [ADMIN_GROUP, "system:authenticated"])
     who = admin.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
                         {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
@@ -769,7 +775,8 @@ def run(cluster: Any, workdir: Any, *, stack: str = "dev", cluster_name: str = "
                               "waves": 0, "webhook_calls": 0, "notes": [], "warnings": []}
     source: dict[str, str] = {}
     if objects is not None:
-        plan_nodes = [Node(f"test-{i}", f"self-test wave {i}", copy.deepcopy(objs), {f"test-{i - 1}"} if i else set(), i)
+        plan_nodes = [Node(f"test-{i}", f"self-test wave {i}", copy.deepcopy(objs),
+                           {f"test-{i - 1}"} if i else set(), i)
                       for i, objs in enumerate(objects)]
         charts: dict[str, list[dict[str, Any]]] = {}
         render_dir = None
@@ -797,7 +804,8 @@ def run(cluster: Any, workdir: Any, *, stack: str = "dev", cluster_name: str = "
                             if (o["apiVersion"].split("/")[0], o["kind"]) in OPERATOR_KINDS)
     # the harness' answers for webhooks (istiod, cert-manager, metrics-server)
     dns = [f"{n}.{ns}.svc" for ns, n in [("istio-system", "istiod"), ("cert-manager", "cert-manager-webhook"),
-                                          ("kube-system", "metrics-server"), ("monitoring", "kube-prometheus-stack-operator")]]
+                                          ("kube-system", "metrics-server"),
+                                          ("monitoring", "kube-prometheus-stack-operator")]]
     injector = InjectorConfig()
     for rel_objs in charts.values():
         for o in rel_objs:
@@ -830,7 +838,8 @@ def run(cluster: Any, workdir: Any, *, stack: str = "dev", cluster_name: str = "
             keys1 = {helm.obj_key(o) for v in charts.values() for o in v}
             keys2 = {helm.obj_key(o) for v in charts2.values() for o in v}
             for key in sorted(keys2 - keys1):
-                result["second_apply_changed"].append({"object": key, "change": "new in the second render (Capabilities)"})
+                result["second_apply_changed"].append(
+                    {"object": key, "change": "new in the second render (Capabilities)"})
             for key in sorted(keys1 - keys2):
                 result["second_apply_changed"].append({"object": key, "change": "gone from the second render"})
             r1 = {helm.obj_key(o): o for v in charts.values() for o in v}

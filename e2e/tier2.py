@@ -80,7 +80,8 @@ def missing_tools(bin_dir: Path = BIN_DIR) -> list[str]:
     out = [] if os.access(cli, os.X_OK) else ["pulumi"]
     if not out:
         dist = cli.resolve().parent
-        out += [t for t in ("pulumi-language-python", "pulumi-language-python-exec") if not os.access(dist / t, os.X_OK)]
+        out += [t for t in ("pulumi-language-python", "pulumi-language-python-exec")
+                if not os.access(dist / t, os.X_OK)]
     if not os.access(bin_dir / "pulumi-resource-kubernetes", os.X_OK):
         out.append("pulumi-resource-kubernetes")
     return out
@@ -121,7 +122,8 @@ def e2e_config(dev_config: dict[str, Any], *, context: str, kubeconfig: str, cha
         if svc.get("build"):
             svc.pop("build")
             svc["image"] = pinned_image(svc["name"])
-            notes.append(f"service {svc['name']}: image {svc['image']} instead of build: (no Docker; kwok pulls nothing)")
+            notes.append(f"service {svc['name']}: image {svc['image']} instead of build: "
+                         "(no Docker; kwok pulls nothing)")
     if charts_dir:
         if "charts_dir" in known_keys:
             cfg[ns + "charts_dir"] = charts_dir
@@ -400,8 +402,8 @@ def run(cluster: Any, workdir: Path, *, project_src: Path = REPO, program_venv: 
         problems.append(f"no program virtualenv at {venv}: run `make venv`")
         return result
     (project / ".venv").symlink_to(venv, target_is_directory=True)
-    req = {ln.split("==")[0].lower(): ln.split("==")[1] for ln in (project_src / "requirements.txt").read_text().splitlines()
-           if "==" in ln and not ln.startswith("#")}
+    lines = (project_src / "requirements.txt").read_text().splitlines()
+    req = {ln.split("==")[0].lower(): ln.split("==")[1] for ln in lines if "==" in ln and not ln.startswith("#")}
     for pkg in ("pulumi", "pulumi-kubernetes"):
         have = _pip_freeze_version(venv, pkg)
         if have != req.get(pkg):

@@ -53,9 +53,9 @@ Rules (each a policy name; every violation message says what to change):
     Objects fit the API server's limits (ConfigMap/Secret data, annotations, etcd): see ``size_rules.py``.
 
 "prod": the stack name (from the resource URN) matches :data:`PROD_STACK_PATTERN` (``prod``,
-``production``, ``eu-prod``, ``prod-2``; not ``non-prod``, ``pre-prod``, ``product``), or the object carries ``cnplatform.io/tier: prod`` (or
-``environment``/``env``: ``prod``/``production``) on itself or its pod template. The pattern can be
-overridden with the policy config ``prodStackPattern``.
+``production``, ``eu-prod``, ``prod-2``; not ``non-prod``, ``pre-prod``, ``product``), or the object
+carries ``cnplatform.io/tier: prod`` (or ``environment``/``env``: ``prod``/``production``) on itself or
+its pod template. The pattern can be overridden with the policy config ``prodStackPattern``.
 """
 from __future__ import annotations
 

@@ -218,12 +218,29 @@ def table(header: list[str], rows: list[tuple]) -> list[str]:
     return lines
 
 
+def hosting_section() -> list[str]:
+    """How other languages use the library (``pulumi package add``) and what the package hosts."""
+    from cnplatform.provider import hosted_table
+
+    return ["## From TypeScript, Go, C#, Java or YAML", "",
+            "The `components/` folder is a Pulumi component package. In the other language's project:", "",
+            "```sh", "pulumi package add <repo>/components   # a git URL of this repository, or a local path",
+            "```", "",
+            "Pulumi builds the plugin's virtualenv (`components/requirements.txt`: the base dependencies), reads",
+            "the schema and generates an SDK (e.g. `@pulumi/cnplatform`); each component is then `new",
+            "cnplatform.Microservice(name, {...})` with the inputs below in camelCase. The cloud components are",
+            "hosted only when their SDK is in the plugin's virtualenv (`components/.venv/bin/pip install",
+            "'pulumi-aws>=7.51.1,<8'` or `pulumi-gcp`, then `pulumi package add` again): docs/decisions.md",
+            "\"Hosting every public component\".", "", *hosted_table(), ""]
+
+
 def render(docs: list[ComponentDoc]) -> str:
     lines = [HEADER.rstrip(), ""]
     by_package: dict[str, list[ComponentDoc]] = {}
     for d in docs:
         by_package.setdefault(d.cls.__module__.split(".")[1] if "." in d.cls.__module__ else "cnplatform",
                               []).append(d)
+    lines += hosting_section()
     lines.append("## Contents")
     lines.append("")
     for package, items in by_package.items():

@@ -114,7 +114,8 @@ def _rules(field, ann) -> list[str]:
         a = stack.pop()
         base, found = _unwrap(a)
         rules += found
-        stack += list(typing.get_args(base)) if typing.get_origin(base) in (list, dict, typing.Union, types.UnionType) else []
+        if typing.get_origin(base) in (list, dict, typing.Union, types.UnionType):
+            stack += list(typing.get_args(base))
     return list(dict.fromkeys(rules))
 
 

@@ -8,7 +8,8 @@ field that forces replacement changed: ``stacks.compare.REPLACE_ON``) and change
 dotted paths ``old -> new``; lists whose order means nothing (``stacks.compare.SET_LIKE``: policy peers,
 principals, ports...) as members added and removed (``- order, + cart``). Grouped by cluster (Kubernetes
 objects: the cluster of their provider) and component (nearest ``cnplatform:*`` ancestor), after the
-footprint change per cluster (``footprint.json``: requests against allocatable, by layer). Secrets
+footprint change per cluster (``footprint.json``: requests against allocatable, by layer) and the
+critical path's (``critical_path.json``: ``critical path prod-eks: 14 -> 16 (+2)``). Secrets
 (``[secret]``, ``secret::``) print as ``(secret)``; long values are truncated. Always exits 0 (a report)
 with a summary line. A side without ``plan.json`` counts as an empty render (everything added / removed)
 and is noted, unless its render failed (``--base-errors``/``--head-errors``: what it printed): then its
@@ -76,6 +77,45 @@ def component_of(res: dict, index: dict[str, dict]) -> str:
             return f"{node['type'].split(':', 1)[1]} {node['name']}"
         node = index.get(node.get("parent") or "")
     return "(stack)"
+
+
+def load_critical_path(render_dir: Path, plan: Optional[dict]) -> Optional[dict]:
+    """``critical_path.json`` of a render; for a render made before it, computed from its ``plan.json``
+    (explicit and property dependencies not told apart there: the lengths are the same)."""
+    path = Path(render_dir) / "critical_path.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    if plan is None:
+        return None
+    from stacks.checks import critical_path  # the composition's package: only for an old render
+
+    nodes = critical_path.nodes_from_plan(plan, cluster_of, lambda res: res["type"].startswith("cnplatform:"))
+    return critical_path.to_json(critical_path.critical_paths(nodes))
+
+
+def critical_path_lines(base: Optional[dict], head: Optional[dict]) -> list[str]:
+    """``critical path `prod-eks`: 14 -> 16 (+2)`` per cluster whose critical path changed length, with
+    the head's chain; empty when none did or a side has none."""
+    if base is None or head is None:
+        return []
+    old, new = (side.get("clusters") or {} for side in (base, head))
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        a, b = (old.get(name) or {}).get("length"), (new.get(name) or {}).get("length")
+        if a == b:
+            continue
+        if a is None or b is None:
+            lines.append(f"- critical path `{name}`: {a if b is None else b} ({'removed' if b is None else 'new'})")
+        else:
+            lines.append(f"- critical path `{name}`: {a} -> {b} ({b - a:+d})")
+        if b is not None:
+            lines.append(f"  - {_outline(new[name])}")
+    return ["", "### Critical path (longest chain of resources waiting for one another)", "", *lines] if lines else []
+
+
+def _outline(chain: dict) -> str:
+    steps = [f"{k['type'].rsplit(':', 1)[-1]} {k['name']}" for k in chain.get("chain", []) if k.get("step")]
+    return " -> ".join(f"`{s}`" for s in steps)
 
 
 # ---------------------------------------------------------------------------------- comparison
@@ -218,8 +258,10 @@ def _failed(errors: dict[str, str]) -> list[str]:
 def format_markdown(base: Optional[dict], head: Optional[dict], *, title: str = "Platform plan diff",
                     max_value: int = 80, max_chars: int = 60000, notes: Optional[list[str]] = None,
                     footprints: tuple[Optional[dict], Optional[dict]] = (None, None),
-                    errors: Optional[dict[str, str]] = None) -> str:
-    """The report. ``footprints``: base's and head's ``footprint.json``; ``errors``: per side ("base",
+                    errors: Optional[dict[str, str]] = None,
+                    critical: tuple[Optional[dict], Optional[dict]] = (None, None)) -> str:
+    """The report. ``footprints``: base's and head's ``footprint.json``; ``critical``: their
+    ``critical_path.json``; ``errors``: per side ("base",
     "head") the errors of its failed render: a failed head is not compared (it is not "everything removed")."""
     lines = [f"## {title}", ""]
     lines += [f"> {n}" for n in notes or []]
@@ -232,13 +274,15 @@ def format_markdown(base: Optional[dict], head: Optional[dict], *, title: str = 
                   "Summary: not compared (the head render failed)"]
         return "\n".join(lines) + "\n"
     entries, unchanged = diff_plans(base, head)
-    if not entries and (base or {}).get("outputs") == (head or {}).get("outputs"):
+    critical_changes = critical_path_lines(*critical)  # waits alone may change it (depends_on is not compared)
+    if not entries and not critical_changes and (base or {}).get("outputs") == (head or {}).get("outputs"):
         lines += [f"Stack `{stack}`: **no changes**.", "", summary_line(entries, unchanged)]
         return "\n".join(lines) + "\n"
     counts = Counter(e.action for e in entries)
     lines.append(f"Stack `{stack}`: " + ", ".join(f"**{counts[a]}** to {a}" for a in ACTIONS)
                  + f" ({unchanged} unchanged).")
     lines += footprint_lines(*footprints)
+    lines += critical_changes
     lines += _resource_lines(entries, max_value)
     out_changes = field_changes((base or {}).get("outputs") or {}, (head or {}).get("outputs") or {})
     if out_changes:
@@ -303,7 +347,9 @@ def main(argv: Optional[list[str]] = None) -> int:
              if plan is None and name not in errors]
     sys.stdout.write(format_markdown(base, head, title=args.title, max_value=args.max_value,
                                      max_chars=args.max_chars, notes=notes, errors=errors,
-                                     footprints=(load_footprint(Path(args.base)), load_footprint(Path(args.head)))))
+                                     footprints=(load_footprint(Path(args.base)), load_footprint(Path(args.head))),
+                                     critical=(load_critical_path(Path(args.base), base),
+                                               load_critical_path(Path(args.head), head))))
     return 0
 
 

@@ -4,10 +4,11 @@
 
 Writes ``plan.json`` (every resource: urn, type, name, parent, provider, depends_on, protect,
 inputs; stack outputs; secrets shown as "[secret]"), ``manifests/<cluster>/<ns|_cluster>/<Kind>-<name>.yaml``,
-``helm/<cluster>/<chart>.yaml`` + ``charts.json``, ``iam/<name>.iam.json``, ``footprint.json``. Prints
-per cluster its resources, requests against allocatable and warnings, then the footprint by layer and
-the time taken (``--verbose``: resources by type too). A bad config exits 2 with every error on stderr
-and writes nothing. Deterministic.
+``helm/<cluster>/<chart>.yaml`` + ``charts.json``, ``iam/<name>.iam.json``, ``footprint.json``,
+``critical_path.json`` (per cluster the longest chain of resources waiting for one another:
+``stacks.checks.critical_path``). Prints per cluster its resources, requests against allocatable,
+warnings and critical path, then the footprint by layer and the time taken (``--verbose``: resources
+by type too). A bad config exits 2 with every error on stderr and writes nothing. Deterministic.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import yaml
 
 from cnplatform.testing import Capture, Registration, unwrap
 from cnplatform.validation import ArgsError
-from stacks.checks import check_config
+from stacks.checks import check_config, critical_path
 from stacks.checks.footprint import report
 from stacks.config import PROJECT, ROOT, ConfigError, StackConfig, secret_config_keys, stack_file
 from stacks.offline import run_stack
@@ -104,8 +105,9 @@ def plan(capture: Capture) -> dict:
             "outputs": unwrap(capture.outputs, mask=SECRET_MASK)}
 
 
-def render(capture: Capture, out: Path) -> dict[str, Counter]:
-    """Write the render into ``out``; return resource counts by type per cluster."""
+def render(capture: Capture, out: Path, critical: Optional[dict] = None) -> dict[str, Counter]:
+    """Write the render into ``out``; return resource counts by type per cluster. ``critical``: the
+    capture's ``critical_path.json`` when the caller has it already."""
     files: dict[Path, str] = {}
     summary: dict[str, Counter] = defaultdict(Counter)
     charts: dict[str, list[dict]] = defaultdict(list)
@@ -135,6 +137,8 @@ def render(capture: Capture, out: Path) -> dict[str, Counter]:
         files[out / "helm" / cluster / "charts.json"] = json.dumps(
             {"releases": sorted(entries, key=lambda e: e["name"])}, indent=2, sort_keys=True) + "\n"
     files[out / "plan.json"] = json.dumps(plan(capture), indent=2, sort_keys=True) + "\n"
+    critical = critical if critical is not None else critical_path.of_capture(capture)
+    files[out / "critical_path.json"] = json.dumps(critical, indent=2, sort_keys=True) + "\n"
     if isinstance(capture.config, StackConfig):  # the footprint the diff compares (python -m stacks.diff)
         files[out / "footprint.json"] = json.dumps(footprint_data(capture.config), indent=2, sort_keys=True) + "\n"
     if out.exists():
@@ -186,7 +190,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"stack {args.stack!r}: a component rejected its arguments (please report: the config "
               f"validation should have caught this):\n{err}", file=sys.stderr)
         return 2
-    counts = render(capture, Path(args.out))
+    critical = critical_path.of_capture(capture)
+    counts = render(capture, Path(args.out), critical)
     clusters = [c.name for c in cfg.clusters]
     warnings = by_cluster(log.messages + messages, clusters)
     if args.quiet:
@@ -194,7 +199,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(line, file=sys.stderr)
     else:
         print(format_summary(args.stack, counts, footprint_data(cfg), warnings, time.monotonic() - started,
-                             args.out, report(cfg), verbose=args.verbose))
+                             args.out, report(cfg), verbose=args.verbose, critical=critical))
     return 0
 
 

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from typing import Any, Optional
 
+from stacks.checks.critical_path import outline
 from stacks.checks.footprint import cluster_capacity, totals, workloads
 from stacks.config import StackConfig
 
@@ -78,9 +79,22 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def critical_lines(critical: Optional[dict], clusters: list[str]) -> list[str]:
+    """Per cluster the length of its critical path (``critical_path.json``) and its first and last resources."""
+    chains = (critical or {}).get("clusters") or {}
+    named = [c for c in clusters if c in chains]
+    if not named:
+        return []
+    width = max(len(c) for c in named)
+    lines = ["critical path (the longest chain of resources that wait for one another):"]
+    lines += [f"  {c:<{width}}  {chains[c]['length']:>3}: {outline(chains[c])}" for c in named]
+    return lines
+
+
 def headline(stack: str, counts: dict[str, Counter], footprint: dict, warnings: dict[str, list[str]],
-             seconds: float, out: str) -> list[str]:
-    """The first lines: per cluster resources, requests against allocatable, warnings; then every warning."""
+             seconds: float, out: str, critical: Optional[dict] = None) -> list[str]:
+    """The first lines: per cluster resources, requests against allocatable, warnings; the critical path
+    of each cluster; then every warning."""
     total = sum(sum(c.values()) for c in counts.values())
     lines = [f"rendered stack {stack!r} in {seconds:.1f}s: {_plural(total, 'resource')} -> {out}"]
     clusters = footprint["clusters"]
@@ -98,6 +112,7 @@ def headline(stack: str, counts: dict[str, Counter], footprint: dict, warnings: 
     if stack_level:
         lines.append(f"  {'stack-level':<{width}}  {stack_level:>4} resources   (on no one cluster: "
                      "image builds, generated passwords and keys)")
+    lines += critical_lines(critical, list(clusters))
     listed = [(name, m) for name in [*clusters, STACK_LEVEL] for m in warnings.get(name, [])]
     if listed:
         lines.append(f"{_plural(len(listed), 'warning')}:")
@@ -115,9 +130,10 @@ def type_counts(counts: dict[str, Counter]) -> list[str]:
 
 
 def format_summary(stack: str, counts: dict[str, Counter], footprint: dict, warnings: dict[str, list[str]],
-                   seconds: float, out: str, detail: str, verbose: bool = False) -> str:
+                   seconds: float, out: str, detail: str, verbose: bool = False,
+                   critical: Optional[dict] = None) -> str:
     """Headline, then ``detail`` (the footprint by layer), then the type counts (verbose) or how to get them."""
-    lines = headline(stack, counts, footprint, warnings, seconds, out)
+    lines = headline(stack, counts, footprint, warnings, seconds, out, critical)
     lines.append(detail)
     lines += type_counts(counts) if verbose else ["(resources by type: --verbose)"]
     return "\n".join(lines)

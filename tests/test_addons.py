@@ -201,7 +201,8 @@ def test_metrics_server_on_local_and_eks_not_gke():
 def test_ha_in_prod_only(tier, replicas):
     values = ms.metrics_server_values(layer.metrics_server_args("aws", tier))
     assert values["replicas"] == replicas
-    assert values["podDisruptionBudget"] == ({"enabled": True, "minAvailable": 1} if replicas > 1 else {"enabled": False})
+    pdb = {"enabled": True, "minAvailable": 1} if replicas > 1 else {"enabled": False}
+    assert values["podDisruptionBudget"] == pdb
     assert ("topologySpreadConstraints" in values) == (replicas > 1)
     cmv = cm.cert_manager_values(layer.cert_manager_replicas(tier))
     for section in (cmv, cmv["webhook"], cmv["cainjector"]):
@@ -226,7 +227,8 @@ def _clusters_without_metrics_api(hpa_clusters: set, metrics_server_clusters: se
 def test_every_cluster_with_an_hpa_has_a_metrics_api(rendered, stack):
     """In the render: a cluster with an HPA has the metrics-server chart, or is GKE (managed metrics API)."""
     out = rendered(stack)
-    clouds = {name: c["cloud"] for name, c in json.loads((out / "plan.json").read_text())["outputs"]["clusters"].items()}
+    clusters = json.loads((out / "plan.json").read_text())["outputs"]["clusters"]
+    clouds = {name: c["cloud"] for name, c in clusters.items()}
     hpa = {p.relative_to(out / "manifests").parts[0] for p, doc in manifests(out)
            if doc["kind"] == "HorizontalPodAutoscaler"}
     with_ms = {p.parent.name for p in (out / "helm").glob("*/charts.json")
@@ -292,7 +294,8 @@ def test_dev_issuer_is_a_self_signed_ca():
     assert issuers["platform-selfsigned"]["spec"] == {"selfSigned": {}}
     ca = certs["platform-ca"]
     assert ca["metadata"]["namespace"] == "cert-manager" and ca["spec"]["isCA"] is True
-    assert ca["spec"]["issuerRef"] == {"name": "platform-selfsigned", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    assert ca["spec"]["issuerRef"] == {"name": "platform-selfsigned", "kind": "ClusterIssuer",
+                                       "group": "cert-manager.io"}
     assert issuers["platform-ca"]["spec"] == {"ca": {"secretName": ca["spec"]["secretName"]}}
     assert capture.outputs["clusters"]["dev"]["cluster_issuer"] == "platform-ca"
     # The CA ClusterIssuer waits for its CA certificate; the namespace is PSS-restricted.
@@ -419,8 +422,10 @@ def test_components_have_type_tokens_and_inferable_schemas():
             "cnplatform:addons:TlsCertificate"} <= types
     analyzer = Analyzer("cnplatform")
     for component, inputs, outputs in [
-        (MetricsServer, {"replicas", "kubeletInsecureTls", "chartVersion"}, {"namespace", "releaseName", "chartVersion"}),
-        (CertManager, {"replicas", "issuer", "issuerName", "acmeEmail"}, {"namespace", "clusterIssuer", "chartVersion"}),
+        (MetricsServer, {"replicas", "kubeletInsecureTls", "chartVersion"},
+         {"namespace", "releaseName", "chartVersion"}),
+        (CertManager, {"replicas", "issuer", "issuerName", "acmeEmail"},
+         {"namespace", "clusterIssuer", "chartVersion"}),
         (TlsCertificate, {"namespace", "secretName", "issuerName", "dnsNames"}, {"secretName", "dnsNames"}),
     ]:
         schema = analyzer.analyze_component(component)

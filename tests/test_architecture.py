@@ -121,3 +121,49 @@ def test_modules_stay_small():
                                                    *(ROOT / "stacks").rglob("*.py")]
            if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert big == {}
+
+
+MAX_FUNCTION_LINES = 60
+#: Functions allowed over MAX_FUNCTION_LINES, each with its reason. An entry that fits again must go.
+LONG_FUNCTIONS = {
+    "components/cnplatform/cluster/iam.py::karpenter_controller_policies":
+        "data table: upstream's Karpenter controller policy statements, one literal per concern",
+    "components/cnplatform/monitoring/values.py::chart_values": "owned elsewhere, split pending",
+    "components/cnplatform/database/spec.py::statefulset_spec": "owned elsewhere, split pending",
+    "components/cnplatform/database/mysql.py::_aws": "owned elsewhere, split pending",
+}
+
+
+def long_functions(max_lines: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """``{"<path>::<function>": lines}`` of every function (methods and nested ones too) in the library and
+    the stacks longer than ``max_lines``, from its ``def`` line to its last line."""
+    found = {}
+    for path in sorted([*(ROOT / "components" / "cnplatform").rglob("*.py"), *(ROOT / "stacks").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > max_lines:
+                    found[f"{path.relative_to(ROOT)}::{node.name}"] = lines
+    return found
+
+
+def test_functions_stay_short():
+    """No function over ~60 lines (data tables aside, by name in LONG_FUNCTIONS): wiring is split into named
+    steps (``EksCluster._roles``, ``GkeCluster._network``...), pure parts into ``*_spec`` modules."""
+    long = long_functions()
+    assert {k: n for k, n in long.items() if k not in LONG_FUNCTIONS} == {}
+    assert [k for k in LONG_FUNCTIONS if k not in long] == [], "these fit now: drop them from LONG_FUNCTIONS"
+    assert all(reason.strip() for reason in LONG_FUNCTIONS.values())
+
+
+def test_long_function_scan_sees_methods_and_nested_functions(tmp_path, monkeypatch):
+    """The scan itself: a long method and a long nested function are found, a short one is not."""
+    package = tmp_path / "components" / "cnplatform"
+    package.mkdir(parents=True)
+    (tmp_path / "stacks").mkdir()
+    body = "\n".join(f"        x{i} = {i}" for i in range(61))
+    (package / "m.py").write_text(f"class C:\n    def long(self):\n{body}\n\n    def short(self):\n        pass\n\n"
+                                  f"def outer():\n    def inner():\n{body}\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert long_functions() == {"components/cnplatform/m.py::long": 62, "components/cnplatform/m.py::outer": 63,
+                                "components/cnplatform/m.py::inner": 62}

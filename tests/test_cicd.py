@@ -449,8 +449,10 @@ def test_pin_image_pins_each_cluster_to_an_image_its_nodes_can_pull(tmp_path):
     assert proc.returncode == 0, proc.stderr
     services = {s["name"]: s for s in yaml.safe_load(stack.read_text())["config"]["ecommerce-platform:services"]}
     assert all("build" not in s for s in services.values())
-    assert services["user"]["image"] == {"prod-eks": f"{ECR}/user{digest['2']}", "prod-gke": f"{AR}/user{digest['3']}"}
-    assert services["order"]["image"] == {"prod-eks": f"{ECR}/order{digest['1']}", "prod-gke": f"{AR}/order{digest['1']}"}
+    assert services["user"]["image"] == {"prod-eks": f"{ECR}/user{digest['2']}",
+                                         "prod-gke": f"{AR}/user{digest['3']}"}
+    assert services["order"]["image"] == {"prod-eks": f"{ECR}/order{digest['1']}",
+                                          "prod-gke": f"{AR}/order{digest['1']}"}
     # The edited stack file is a valid config, and renders: every cluster's image is its own cloud's.
     from stacks.config import raw_from_stack_file
     cfg = check_config(raw_from_stack_file(yaml.safe_load(stack.read_text()))[0])

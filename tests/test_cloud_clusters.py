@@ -20,7 +20,8 @@ from stacks.compose.clusters import create_cluster
 from tests.helpers import capture_stack, config_of, run_program
 
 K8S_TYPES_NOT_OBJECTS = ("pulumi:providers:kubernetes",)
-IDENTITY_KEYS = {"none": set(), "irsa": {"oidc_provider_arn", "oidc_issuer_url"}, "workload-identity": {"pool", "project"}}
+IDENTITY_KEYS = {"none": set(), "irsa": {"oidc_provider_arn", "oidc_issuer_url"},
+                 "workload-identity": {"pool", "project"}}
 INTERFACE = ("cluster_name", "cloud", "region", "zones", "endpoint", "kubeconfig", "registry_url",
              "workload_identity", "node_cpu_millicores", "node_memory_mib")
 
@@ -232,7 +233,8 @@ def test_eks_control_plane_access_encryption_logs(eks_run):
 
 def test_eks_access_entries_for_admins_and_node_roles():
     raw = stack_raw("staging", {**EKS, "aws": {"admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"]}},
-                    addons={"karpenter": {"enabled": True}, "metrics_server": False, "cert_manager": {"enabled": False}})
+                    addons={"karpenter": {"enabled": True}, "metrics_server": False,
+                            "cert_manager": {"enabled": False}})
     cap, _, _ = run_cluster(raw)
     entries = {r.name: inputs(r) for r in cap.by_type("aws:eks/accessEntry:AccessEntry")}
     assert entries["shop-eks-admin-0"]["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
@@ -245,7 +247,8 @@ def test_eks_access_entries_for_admins_and_node_roles():
     assert assoc["policyArn"].endswith("cluster-access-policy/AmazonEKSClusterAdminPolicy")
     assert assoc["accessScope"] == {"type": "cluster"}
     # With explicit admins, the creator is not bootstrapped as a hidden extra admin.
-    assert inputs(one(cap, "aws:eks/cluster:Cluster"))["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is False
+    access = inputs(one(cap, "aws:eks/cluster:Cluster"))["accessConfig"]
+    assert access["bootstrapClusterCreatorAdminPermissions"] is False
 
 
 def test_eks_node_groups_private_imdsv2_encrypted(eks_run):
@@ -333,7 +336,8 @@ def test_gke_network_private_nodes_nat(gke_run):
     assert nat["natIpAllocateOption"] == "MANUAL_ONLY" and len(nat["natIps"]) == 1
     cluster = inputs(one(cap, "gcp:container/cluster:Cluster"))
     assert cluster["networkingMode"] == "VPC_NATIVE"
-    assert cluster["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"}
+    assert cluster["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "pods",
+                                             "servicesSecondaryRangeName": "services"}
     assert cluster["privateClusterConfig"]["enablePrivateNodes"] is True
     assert cluster["privateClusterConfig"]["masterIpv4CidrBlock"] == "172.16.0.0/28"
     assert [b["cidrBlock"] for b in cluster["masterAuthorizedNetworksConfig"]["cidrBlocks"]] == sorted(
@@ -356,7 +360,8 @@ def test_gke_security_identity_and_encryption(gke_run):
     assert grant["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter" and grant["cryptoKeyId"] == key.id
     assert grant["member"].startswith("serviceAccount:service-")
     assert grant["member"].endswith("@container-engine-robot.iam.gserviceaccount.com")
-    assert one(cap, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember").urn in one(cap, "gcp:container/cluster:Cluster").depends_on
+    key_grant = one(cap, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    assert key_grant.urn in one(cap, "gcp:container/cluster:Cluster").depends_on
     (pool,) = [inputs(r) for r in cap.by_type("gcp:container/nodePool:NodePool")]
     assert pool["autoscaling"] == {"totalMinNodeCount": 1, "totalMaxNodeCount": 4, "locationPolicy": "BALANCED"}
     node = pool["nodeConfig"]
@@ -417,7 +422,8 @@ def test_clusters_and_kms_keys_protected_in_prod(stack, expected):
     cap = capture_stack(stack)
     regs = [r for r in cap.resources if r.type in PROTECTED]
     assert regs and all(r.protect is expected for r in regs), [(r.name, r.protect) for r in regs]
-    components = [r for r in cap.resources if r.type in ("cnplatform:cluster:EksCluster", "cnplatform:cluster:GkeCluster")]
+    components = [r for r in cap.resources
+                  if r.type in ("cnplatform:cluster:EksCluster", "cnplatform:cluster:GkeCluster")]
     assert components and all(r.protect is expected for r in components)
     gke_cluster = inputs(one(cap, "gcp:container/cluster:Cluster", f"{stack}-gke"))
     assert gke_cluster["deletionProtection"] is expected
@@ -491,8 +497,8 @@ def test_eks_admins_are_declared_from_the_first_up_and_never_flip_the_bootstrap(
     entries = [inputs(r)["principalArn"] for r in cap.by_type("aws:eks/accessEntry:AccessEntry")
                if inputs(r)["type"] == "STANDARD"]
     assert entries == [DEPLOYER]
-    more = run_cluster(stack_raw("staging", {**EKS, "aws": {"deployer_role_arns": [DEPLOYER],
-                                                             "admin_role_arns": ["arn:aws:iam::111111111111:role/a"]}}))[0]
+    with_admins = {"deployer_role_arns": [DEPLOYER], "admin_role_arns": ["arn:aws:iam::111111111111:role/a"]}
+    more = run_cluster(stack_raw("staging", {**EKS, "aws": with_admins}))[0]
     assert inputs(one(more, "aws:eks/cluster:Cluster"))["accessConfig"] == cluster["accessConfig"]
 
 

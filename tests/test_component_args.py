@@ -43,7 +43,8 @@ TABLE = {
         ({"autoscaling_min": 5, "autoscaling_max": 2}, "autoscaling_min", "greater than autoscaling_max"),
         ({"port": "http"}, "port", "expected int"),
     ]),
-    "Peer": (Peer, {"name": "user"}, [({"namespace": "Shop"}, "namespace", "DNS-1123"), ({"port": 0}, "port", "between")]),
+    "Peer": (Peer, {"name": "user"}, [({"namespace": "Shop"}, "namespace", "DNS-1123"),
+                                      ({"port": 0}, "port", "between")]),
     "SecretKeyRef": (SecretKeyRef, {"secret": "s", "key": "k"}, [({"key": "a b"}, "key", "is not a Secret key")]),
     "MySqlDatabase": (MySqlDatabaseArgs, {"service": "user"}, [
         ({"mysql_version": "5.7"}, "mysql_version", "is not one of '8.4'"),
@@ -106,7 +107,8 @@ TABLE = {
     "Jenkins": (JenkinsArgs, {}, [({"deploy_image": "ghcr.io/acme/deploy:1"}, "deploy_image", "digest")]),
     "CertManager": (CertManagerArgs, {}, [({"issuer": "vault"}, "issuer", "is not one of")]),
     "TlsCertificate": (TlsCertificateArgs, {}, [({"dns_names": ["a b"]}, "dns_names[0]", "is not a host name")]),
-    "MetricsServer": (MetricsServerArgs, {}, [({"memory_request": "1Gi", "memory_limit": "1Mi"}, "memory_limit", ">=")]),
+    "MetricsServer": (MetricsServerArgs, {}, [
+        ({"memory_request": "1Gi", "memory_limit": "1Mi"}, "memory_limit", ">=")]),
     "ServiceImage": (ServiceImageArgs, {"service": "user", "context": "services"}, [
         ({"service": "User"}, "service", "DNS-1123"), ({"cloud": "azure"}, "cloud", "is not one of")]),
 }

@@ -47,7 +47,8 @@ def test_tier_defaults():
     dev = check_config(GOOD)
     assert [dev.replicas(s) for s in dev.services] == [1, 1]
     prod = check_config({**GOOD, "tier": "prod", "mesh": {"ingress": {"hosts": ["shop.example.com"]}}, "clusters": [
-        {"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]},
+        {"name": "p", "cloud": "aws", "region": "eu-west-1",
+         "aws": {"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]},
          "node_pools": [{"name": "w", "machine_type": "m6i.xlarge", "min_size": 3, "max_size": 6}]}]})
     assert [prod.replicas(s) for s in prod.services] == [3, 3]
     assert prod.protect and not dev.protect
@@ -123,7 +124,8 @@ def test_unknown_cloud():
 
 
 def test_missing_region_for_cloud_cluster():
-    errs = errors_of(bad(lambda r: r["clusters"][0].update(cloud="aws", aws={"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]})))
+    deployer = {"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]}
+    errs = errors_of(bad(lambda r: r["clusters"][0].update(cloud="aws", aws=deployer)))
     assert paths(errs) == ["clusters[0]"] and "region is required" in errs[0][1]
 
 
@@ -206,7 +208,8 @@ def test_unsupported_kubernetes_minor_is_a_config_error():
 def test_partial_resources_keep_the_other_defaults():
     cfg = check_config(bad(lambda r: r["services"][0].update(resources={"requests": {"memory": "512Mi"}})))
     res = cfg.services[0].resources
-    assert (res.requests.cpu, res.requests.memory, res.limits.cpu, res.limits.memory) == ("100m", "512Mi", "500m", "512Mi")
+    assert (res.requests.cpu, res.requests.memory) == ("100m", "512Mi")
+    assert (res.limits.cpu, res.limits.memory) == ("500m", "512Mi")
 
 
 def test_env_literals_too_big_for_the_api_server():

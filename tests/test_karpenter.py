@@ -117,7 +117,8 @@ def test_discovery_tags_select_private_subnets_and_node_security_groups(prod):
     tagged_subnets = [r for r in eks_regs if r.type == "aws:ec2/subnet:Subnet"
                       and r.inputs["tags"].get("karpenter.sh/discovery") == CLUSTER]
     assert len(tagged_subnets) == 3 and all("internal-elb" in str(r.inputs["tags"]) for r in tagged_subnets)
-    node_sg = next(r for r in eks_regs if r.type == "aws:ec2/securityGroup:SecurityGroup" and r.name == f"{CLUSTER}-nodes")
+    node_sg = next(r for r in eks_regs
+                   if r.type == "aws:ec2/securityGroup:SecurityGroup" and r.name == f"{CLUSTER}-nodes")
     assert node_sg.inputs["tags"]["karpenter.sh/discovery"] == CLUSTER
     (tag,) = [unwrap(r.inputs) for r in eks_regs if r.type == "aws:ec2/tag:Tag"]
     assert tag["key"] == "karpenter.sh/discovery" and tag["value"] == CLUSTER and tag["resourceId"].startswith("sg-")
@@ -187,7 +188,8 @@ def test_interruption_queue_policy_and_rules(prod):
     assert allow["Action"] == "sqs:SendMessage" and allow["Resource"] == queue.outputs["arn"]
     deny = next(s for s in doc["Statement"] if s["Effect"] == "Deny")
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    rules = {r.name: json.loads(r.inputs["eventPattern"]) for r in karpenter_regs(prod, "aws:cloudwatch/eventRule:EventRule")}
+    rules = {r.name: json.loads(r.inputs["eventPattern"])
+             for r in karpenter_regs(prod, "aws:cloudwatch/eventRule:EventRule")}
     detail_types = sorted(p["detail-type"][0] for p in rules.values())
     assert detail_types == ["AWS Health Event", "EC2 Instance Rebalance Recommendation",
                             "EC2 Instance State-change Notification", "EC2 Spot Instance Interruption Warning"]

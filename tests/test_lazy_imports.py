@@ -15,7 +15,8 @@ import json, sys
 
 
 def sdks():
-    return sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("pulumi_aws", "pulumi_gcp", "pulumi_docker")})
+    tops = {m.split(".")[0] for m in sys.modules}
+    return sorted(tops & {"pulumi_aws", "pulumi_gcp", "pulumi_docker"})
 
 
 from stacks.render import main

@@ -157,8 +157,9 @@ print(json.dumps(results))
 
 def test_base_install_imports_without_cloud_extras():
     """Without [aws]/[gcp]/[images]: the core imports; only cloud/image modules need their extra."""
-    modules = sorted({".".join(("cnplatform", *p.relative_to(COMPONENTS).with_suffix("").parts)).removesuffix(".__init__")
-                      for p in source_files() if p.suffix == ".py" and p.name != "__main__.py"})
+    parts = [p.relative_to(COMPONENTS).with_suffix("").parts for p in source_files()
+             if p.suffix == ".py" and p.name != "__main__.py"]
+    modules = sorted({".".join(("cnplatform", *x)).removesuffix(".__init__") for x in parts})
     script = BLOCK_EXTRAS.format(blocked=tuple(EXTRAS_PACKAGES), modules=modules)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]

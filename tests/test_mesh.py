@@ -369,7 +369,8 @@ def test_tls_secret_cert_manager_vs_self_signed():
     # Local cluster without cert-manager: self-signed with pulumi-tls.
     secret = find(variant(), "Secret", "ingress-gateway-tls", "dev", "istio-system")
     assert secret["type"] == "kubernetes.io/tls" and set(secret["stringData"]) == {"tls.crt", "tls.key"}
-    assert any(r.name == "dev-mesh-ingress-tls-cert" for r in variant().by_type("tls:index/selfSignedCert:SelfSignedCert"))
+    certs = variant().by_type("tls:index/selfSignedCert:SelfSignedCert")
+    assert any(r.name == "dev-mesh-ingress-tls-cert" for r in certs)
     # Cloud cluster without cert-manager: the configured Secret is referenced, not created.
     prod = config_of("prod")
     prod.addons.cert_manager.enabled = False
@@ -809,8 +810,8 @@ def test_acme_clusters_answer_challenges_on_http_and_redirect_the_rest():
         for doc in (gw, http, redirect):
             assert validate_custom_resource(doc) == []
         # Exposed services stay on the HTTPS gateway.
-        assert {vs["metadata"]["name"] for vs in _virtual_services_bound_to(capture, cluster, "istio-system/public-gateway")} \
-            >= {f"{s.name}-ingress" for s in cfg.services if s.expose}
+        public = _virtual_services_bound_to(capture, cluster, "istio-system/public-gateway")
+        assert {vs["metadata"]["name"] for vs in public} >= {f"{s.name}-ingress" for s in cfg.services if s.expose}
 
 
 def test_redirect_leaves_the_challenge_prefix_to_the_solver():

@@ -179,7 +179,8 @@ def test_three_replicas_without_autoscaling_sets_replicas():
 
 PROD = {
     "tier": "prod",
-    "clusters": [{"name": "p", "cloud": "aws", "region": "eu-west-1", "aws": {"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]},
+    "clusters": [{"name": "p", "cloud": "aws", "region": "eu-west-1",
+                  "aws": {"deployer_role_arns": ["arn:aws:iam::111111111111:role/d"]},
                   "node_pools": [{"name": "w", "machine_type": "m6i.xlarge", "min_size": 3, "max_size": 6}]}],
     "services": [{"name": "api", "image": "ghcr.io/acme/api@sha256:" + "a" * 64},
                  {"name": "web", "image": "ghcr.io/acme/web@sha256:" + "b" * 64, "calls": ["api"]}],
@@ -242,7 +243,8 @@ def pods(name):
 
 
 TCP8080 = [{"protocol": "TCP", "port": 8080}]
-GATEWAY = {"from": [{"namespaceSelector": ns("istio-system"), "podSelector": {"matchLabels": {"istio": "ingressgateway"}}}],
+GATEWAY = {"from": [{"namespaceSelector": ns("istio-system"),
+                     "podSelector": {"matchLabels": {"istio": "ingressgateway"}}}],
            "ports": TCP8080}
 MONITORING = {"from": [{"namespaceSelector": ns("monitoring")}],
               "ports": [{"protocol": "TCP", "port": p} for p in (8080, 15090)]}
@@ -301,11 +303,14 @@ def test_multi_network_mesh_admits_the_east_west_gateway():
     assert {"from": [{"namespaceSelector": ns("istio-system"),
                       "podSelector": {"matchLabels": {"istio": "eastwestgateway"}}}],
             "ports": TCP8080} in policy["ingress"]
-    assert {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 15443}]} in policy["egress"]
-    assert spec.upstream_env(args.calls, "shop") == {"DB_API_SERVICE_URL": "http://db-api.shop.svc.cluster.local:8080"}
+    assert {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+            "ports": [{"protocol": "TCP", "port": 15443}]} in policy["egress"]
+    assert spec.upstream_env(args.calls, "shop") == {
+        "DB_API_SERVICE_URL": "http://db-api.shop.svc.cluster.local:8080"}
     # Two clusters in prod: the layer turns it on.
-    two = {**PROD, "clusters": [*PROD["clusters"], {"name": "g", "cloud": "gcp", "region": "europe-west1", "node_pools": [
-        {"name": "w", "machine_type": "e2-standard-4", "min_size": 3, "max_size": 6}]}]}
+    gke = {"name": "g", "cloud": "gcp", "region": "europe-west1",
+           "node_pools": [{"name": "w", "machine_type": "e2-standard-4", "min_size": 3, "max_size": 6}]}
+    two = {**PROD, "clusters": [*PROD["clusters"], gke]}
     assert prod_args("api", two).east_west_gateway and not prod_args("api").east_west_gateway
 
 

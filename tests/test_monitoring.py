@@ -74,7 +74,8 @@ def variant() -> object:
              "smarthost": "smtp.example.com:587", "from": "am@example.com", "secret_config_key": "smtpPass"},
         ]}
     return capture_raw(with_changes("dev", change), "variant",
-                       secure={"pdKey": "secret::pdKey", "slackUrl": "secret::slackUrl", "smtpPass": "secret::smtpPass"})
+                       secure={"pdKey": "secret::pdKey", "slackUrl": "secret::slackUrl",
+                               "smtpPass": "secret::smtpPass"})
 
 
 @lru_cache(maxsize=None)
@@ -119,8 +120,10 @@ def test_page_alert_expression_for_99_9():
 
 def test_ticket_alert_expression_for_99():
     expr = promql.burn_rate_alert_expr("shop", "user", 99, "ticket")
-    assert f"service:http_request_errors:ratio_rate1d{sel()} > 0.03\nand\nservice:http_request_errors:ratio_rate2h{sel()} > 0.03" in expr
-    assert f"service:http_request_errors:ratio_rate3d{sel()} > 0.01\nand\nservice:http_request_errors:ratio_rate6h{sel()} > 0.01" in expr
+    assert (f"service:http_request_errors:ratio_rate1d{sel()} > 0.03\nand\n"
+            f"service:http_request_errors:ratio_rate2h{sel()} > 0.03") in expr
+    assert (f"service:http_request_errors:ratio_rate3d{sel()} > 0.01\nand\n"
+            f"service:http_request_errors:ratio_rate6h{sel()} > 0.01") in expr
     assert "ratio_rate1h" not in expr and "0.144" not in expr
 
 
@@ -157,7 +160,8 @@ def test_services_histogram_buckets_match_the_rules_and_cover_the_configured_slo
 def test_latency_alert_compares_slow_share_with_latency_budget():
     assert promql.latency_budget(99) == Decimal("0.01") and promql.latency_budget(99.5) == Decimal("0.005")
     assert promql.latency_alert_expr("shop", "user", 99.5) == (
-        f"service:http_request_slow:ratio_rate1h{sel()} > 0.005\nand\nservice:http_request_slow:ratio_rate5m{sel()} > 0.005")
+        f"service:http_request_slow:ratio_rate1h{sel()} > 0.005\nand\n"
+        f"service:http_request_slow:ratio_rate5m{sel()} > 0.005")
     slow = promql.slow_ratio_expr("shop", "user", "5m", promql.latency_bucket(500))
     assert f'http_request_duration_seconds_bucket{sel(le="0.5")}[5m]' in slow
     assert f"http_request_duration_seconds_count{sel()}[5m]" in slow and slow.startswith("1 - (")
@@ -172,7 +176,8 @@ def test_rule_group_records_every_series_its_alerts_read():
         ("SLOErrorBudgetBurn", "page"), ("SLOErrorBudgetBurn", "ticket"), ("SLOLatencyBreach", "ticket")]
     used = {m for a in alerts for m in re.findall(r"(service:[a-z_]+:ratio_rate\w+)\{", a["expr"])}
     assert used == records
-    assert {f"service:http_request_errors:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")} <= records
+    windows = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+    assert {f"service:http_request_errors:ratio_rate{w}" for w in windows} <= records
 
 
 def _promtool_rules_test(tmp_path, group, series, eval_time, expected):
@@ -309,7 +314,8 @@ def test_retention_and_storage_from_config():
 
 
 def test_admission_webhooks_off_with_client_side_render():
-    op = values.chart_values(tier="dev", cluster="d", cloud="local", retention="2d", storage="5Gi")["prometheusOperator"]
+    chart = values.chart_values(tier="dev", cluster="d", cloud="local", retention="2d", storage="5Gi")
+    op = chart["prometheusOperator"]
     assert op["admissionWebhooks"] == {"enabled": False, "patch": {"enabled": False}}
     assert op["tls"] == {"enabled": False}  # its certificate came from the webhook patch Job
 
@@ -324,7 +330,8 @@ def test_mesh_mtls_scrape_class_and_sidecar_only_with_mesh():
     assert meta["labels"] == {"sidecar.istio.io/inject": "true"}
     assert meta["annotations"]["traffic.sidecar.istio.io/includeOutboundIPRanges"] == ""
     assert "OUTPUT_CERTS" in meta["annotations"]["proxy.istio.io/config"]
-    assert meta["annotations"]["sidecar.istio.io/proxyMemory"] == values.SIZES["small"]["prometheus-istio-proxy"]["requests"]["memory"]
+    proxy = values.SIZES["small"]["prometheus-istio-proxy"]
+    assert meta["annotations"]["sidecar.istio.io/proxyMemory"] == proxy["requests"]["memory"]
     plain = values.chart_values(tier="dev", cluster="d", cloud="local", retention="2d", storage="5Gi")
     assert "scrapeClasses" not in plain["prometheus"]["prometheusSpec"]
     sm = scrape.service_monitor_spec("user", "shop", values.ISTIO_MTLS_SCRAPE_CLASS)
@@ -500,7 +507,8 @@ def test_receivers_secret_from_stack_secrets_mounted_and_referred_by_file():
     assert {r["name"] for r in config["receivers"]} == {"null", "oncall", "team-slack", "mail"}
     assert config["inhibit_rules"][0]["equal"] == ["namespace", "service", "alertname"]
     assert unknown_values_keys(KPS, v) == []
-    assert v["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]["spec"]["storageClassName"] == "fast-ssd"
+    claim = v["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
 
 
 def test_stack_without_receivers_mounts_nothing():
@@ -593,7 +601,8 @@ def test_footprint_counts_the_values_given_to_the_chart():
     assert items["alertmanager"].replicas == v["alertmanager"]["alertmanagerSpec"]["replicas"] == 1
     assert items["node-exporter"].replicas == 1  # one kind node
     assert items["grafana"] == Workload.of("monitoring", "grafana", 1, v["grafana"]["resources"])
-    assert items["prometheus"] == Workload.of("monitoring", "prometheus", 1, v["prometheus"]["prometheusSpec"]["resources"])
+    assert items["prometheus"] == Workload.of("monitoring", "prometheus", 1,
+                                              v["prometheus"]["prometheusSpec"]["resources"])
     assert items["prometheus-config-reloader"] == Workload.of(
         "monitoring", "prometheus-config-reloader", 1, v["prometheusOperator"]["prometheusConfigReloader"]["resources"])
     assert items["prometheus-istio-proxy"].cpu_request == 10 and items["prometheus-istio-proxy"].memory_request == 40

@@ -300,7 +300,8 @@ def test_prod_deployments_need_three_replicas_and_a_pdb():
     no_pdb = run_stack_policies(good[:1])
     assert [m for _, m, _ in no_pdb] == ["Deployment shop/app has no PodDisruptionBudget selecting its pods in prod"]
     assert no_pdb[0][2] == urn("prod", DEPLOYMENT, "app")
-    other = ("kubernetes:policy/v1:PodDisruptionBudget", "x", pdb({"matchLabels": {"app.kubernetes.io/name": "x"}}), False)
+    other = ("kubernetes:policy/v1:PodDisruptionBudget", "x", pdb({"matchLabels": {"app.kubernetes.io/name": "x"}}),
+             False)
     elsewhere = ("kubernetes:policy/v1:PodDisruptionBudget", "y", pdb({"matchLabels": labels}, ns="other"), False)
     assert len(run_stack_policies([good[0], other, elsewhere])) == 1
     # Not prod: not checked.
@@ -314,7 +315,8 @@ def test_hpa_min_replicas_counts_and_canaries_are_exempt():
            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
                     "minReplicas": 2, "maxReplicas": 6}}
     selector = {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": ["app"]}]}
-    resources = [(DEPLOYMENT, "app", dep, False), ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "h", hpa, False),
+    resources = [(DEPLOYMENT, "app", dep, False),
+                 ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "h", hpa, False),
                  ("kubernetes:policy/v1:PodDisruptionBudget", "p", pdb(selector), False)]
     [(_, message, _)] = run_stack_policies(resources)
     assert "runs 2 replica(s)" in message

@@ -180,4 +180,5 @@ def test_namespace_without_default_deny_is_caught(rendered, stack):
     allow = R.Res(denies[0].type, {**denies[0].props, "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
                                                                 "egress": [{}]}},
                   denies[0].urn, denies[0].provider, denies[0].depends_on)
-    assert [n for n, _ in run_pack([allow if r.urn == allow.urn else r for r in resources])] == ["namespace-default-deny"]
+    failed = [n for n, _ in run_pack([allow if r.urn == allow.urn else r for r in resources])]
+    assert failed == ["namespace-default-deny"]

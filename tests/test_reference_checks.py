@@ -29,7 +29,8 @@ def test_prometheus_rule_schema():
 
 
 def test_values_keys_checked_against_upstream():
-    assert unknown_values_keys("istiod", {"pilot": {"autoscaleEnabled": True}, "meshConfig": {"accessLogFile": "x"}}) == []
+    good = {"pilot": {"autoscaleEnabled": True}, "meshConfig": {"accessLogFile": "x"}}
+    assert unknown_values_keys("istiod", good) == []
     assert unknown_values_keys("istiod", {"pilot": {"autoscaleEnabld": True}}) == ["autoscaleEnabld"]
     assert unknown_values_keys("kube-prometheus-stack", {"grafana": {"admin": {"existingSecret": "g"}}}) == []
     assert unknown_values_keys("jenkins", {"controller": {"admnUser": "x"}}) == ["controller.admnUser"]

@@ -1,4 +1,5 @@
-"""Service images (kind load / ECR / Artifact Registry, by digest) and MySQL databases (StatefulSet / RDS / Cloud SQL)."""
+"""Service images (kind load / ECR / Artifact Registry, by digest) and MySQL databases (StatefulSet / RDS /
+Cloud SQL)."""
 import copy
 import json
 from types import SimpleNamespace

@@ -62,11 +62,13 @@ def test_grafana_reads_configmaps_in_monitoring_only():
     assert grafana["sidecar"]["dashboards"]["searchNamespace"] == MV.NAMESPACE
     assert grafana["sidecar"]["datasources"]["searchNamespace"] == MV.NAMESPACE
     assert grafana["sidecar"]["dashboards"]["resource"] == grafana["sidecar"]["datasources"]["resource"] == "configmap"
-    assert MV.GRAFANA_ROLE_RULES == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    assert MV.GRAFANA_ROLE_RULES == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
 
 
 def test_our_grafana_role_is_configmaps_only(rendered):
-    roles = [o for o in own_objects(rendered, "dev") if o["kind"] == "Role" and o["metadata"]["name"] == MV.GRAFANA_ROLE]
+    roles = [o for o in own_objects(rendered, "dev")
+             if o["kind"] == "Role" and o["metadata"]["name"] == MV.GRAFANA_ROLE]
     assert len(roles) == 1 and roles[0]["metadata"]["namespace"] == MV.NAMESPACE
     assert roles[0]["rules"] == MV.GRAFANA_ROLE_RULES
 
@@ -120,7 +122,8 @@ def test_monitoring_is_restricted_and_node_exporter_has_its_own_namespace(render
                 assert sc.get("allowPrivilegeEscalation") is False, where
                 assert "ALL" in (sc.get("capabilities") or {}).get("drop", []), where
                 assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, where
-                assert (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type") == "RuntimeDefault", where
+                seccomp = sc.get("seccompProfile") or psc.get("seccompProfile") or {}
+                assert seccomp.get("type") == "RuntimeDefault", where
 
 
 # ------------------------------------------------------------------------ 4: default-deny
@@ -130,7 +133,8 @@ def test_monitoring_is_restricted_and_node_exporter_has_its_own_namespace(render
 def test_every_namespace_we_create_denies_by_default(rendered, stack):
     objs = own_objects(rendered, stack)
     created = {(o["metadata"]["name"]) for o in objs if o["kind"] == "Namespace"}
-    denied = {o["metadata"]["namespace"] for o in objs if o["kind"] == "NetworkPolicy" and NP.is_default_deny(o["spec"])}
+    denied = {o["metadata"]["namespace"] for o in objs
+              if o["kind"] == "NetworkPolicy" and NP.is_default_deny(o["spec"])}
     assert {"istio-system", "monitoring", "node-exporter", "cert-manager", "shop"} <= created
     assert created - denied == set()
 
@@ -154,7 +158,8 @@ def test_istiods_chart_policy_is_off_and_ours_narrow():
     policies = NP.istio_system_policies(multicluster=True)
     assert policies["istiod-ingress"]["ingress"] == [{"ports": NP.tcp(15012, 15017)}]
     assert {"to": NP.ANYWHERE, "ports": NP.tcp(15443)} in policies["ingressgateway-egress"]["egress"]
-    assert {"to": NP.ANYWHERE, "ports": NP.tcp(15443)} not in NP.istio_system_policies()["ingressgateway-egress"]["egress"]
+    single = NP.istio_system_policies()["ingressgateway-egress"]["egress"]
+    assert {"to": NP.ANYWHERE, "ports": NP.tcp(15443)} not in single
     from cnplatform.mesh.istio import IstioMeshArgs
     from cnplatform.mesh.values import istiod_values
     assert istiod_values(IstioMeshArgs(cluster_name="c"))["global"]["networkPolicy"] == {"enabled": False}
@@ -208,7 +213,8 @@ def test_rendered_jenkins_uses_the_matrix(rendered, stack):
 
 @pytest.mark.parametrize("stack, policy", [("prod", "Retain")])
 def test_protected_eks_default_storage_class_retains_volumes(rendered, stack, policy):
-    classes = [o for o in own_objects(rendered, stack) if o["kind"] == "StorageClass" and o["metadata"]["name"] == "gp3"]
+    classes = [o for o in own_objects(rendered, stack)
+               if o["kind"] == "StorageClass" and o["metadata"]["name"] == "gp3"]
     assert classes and all(o["reclaimPolicy"] == policy for o in classes)
 
 
@@ -236,12 +242,14 @@ def test_east_west_gateway_pods_accept_only_cross_network_traffic(rendered):
 
 def test_watchdog_goes_to_the_dead_mans_switch():
     from cnplatform.monitoring.alerting import ReceiverSpec, alertmanager_config
-    config = alertmanager_config([ReceiverSpec("deadman", "webhook", "deadman"), ReceiverSpec("oncall", "pagerduty", "page")])
+    config = alertmanager_config([ReceiverSpec("deadman", "webhook", "deadman"),
+                                  ReceiverSpec("oncall", "pagerduty", "page")])
     first = config["route"]["routes"][0]
     assert first == {"receiver": "deadman", "matchers": ['alertname="Watchdog"'], "group_wait": "0s",
                      "group_interval": "1m", "repeat_interval": "1m"}
-    assert {"name": "deadman", "webhook_configs": [{"url_file": "/etc/alertmanager/secrets/alertmanager-receivers/deadman",
-                                                    "send_resolved": False}]} in config["receivers"]
+    url_file = "/etc/alertmanager/secrets/alertmanager-receivers/deadman"
+    deadman = {"name": "deadman", "webhook_configs": [{"url_file": url_file, "send_resolved": False}]}
+    assert deadman in config["receivers"]
     assert not any(r.get("receiver") == "deadman" for r in config["route"]["routes"][1:])
 
 

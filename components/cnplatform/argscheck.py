@@ -77,8 +77,9 @@ def _type_name(tp: Any) -> str:
 def type_errors(args: Any) -> list[tuple[str, str]]:
     """``(field, message)`` for each dataclass field whose value is not of its annotated type (nested too)."""
     out = []
+    cls: type = type(args)
     for f in dataclasses.fields(args):
-        value, tp = getattr(args, f.name), _hints(type(args)).get(f.name, Any)
+        value, tp = getattr(args, f.name), _hints(cls).get(f.name, Any)
         if not _conforms(value, tp):
             out.append((f.name, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}"[:300]))
     return out

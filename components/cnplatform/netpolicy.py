@@ -86,7 +86,8 @@ def _labels(**kv: str) -> dict:
 def istio_system_policies(*, multicluster: bool = False) -> dict[str, dict]:
     """istiod: xDS/CA 15012 from every sidecar and gateway (and remote ones via the east-west gateway),
     webhooks 15017 from the API server, the API server (and, multi-cluster, the peers' API servers: the
-    same ports). Gateways: egress to pods of the cluster (routes, istiod) and, multi-cluster, the remote east-west gateways on 15443."""
+    same ports). Gateways: egress to pods of the cluster (routes, istiod) and, multi-cluster, the remote
+    east-west gateways on 15443."""
     istiod = _labels(app="istiod")
     gateway_egress = [{"to": [{"namespaceSelector": {}}]}, dns_egress()]
     if multicluster:

@@ -1,9 +1,11 @@
-"""Resource-option helpers shared by the components."""
+"""Resource-option and Output helpers shared by the components."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import pulumi
+
+T = TypeVar("T")
 
 
 def inherited_depends_on(opts: Optional[pulumi.ResourceOptions]) -> list[Any]:
@@ -18,3 +20,9 @@ def inherited_depends_on(opts: Optional[pulumi.ResourceOptions]) -> list[Any]:
     if isinstance(deps, (list, tuple)):
         return list(deps)
     return [deps]
+
+
+def as_secret(value: pulumi.Output[T]) -> pulumi.Output[T]:
+    """``pulumi.Output.secret`` of an Output, typed: the SDK's ``Input[U]`` parameter (``U | Awaitable[U] |
+    Output[U]``) leaves mypy no single ``U`` for an Output argument without an expected type."""
+    return pulumi.Output.secret(value)

@@ -27,13 +27,14 @@ the ``index`` module); the constructed component registers itself with its own t
 language created it.
 """
 import dataclasses
+import importlib.util
 import inspect
 import json
 import sys
 import types
 import typing
 from collections import abc
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import pulumi
 
@@ -46,15 +47,72 @@ _PULUMI_BASES = (pulumi.ComponentResource, pulumi.Resource, object)
 
 
 def hosted_classes() -> list[type[pulumi.ComponentResource]]:
-    """Components served to other languages. A component qualifies when its args are a dataclass of
-    plain/Input types, nested dataclasses, lists and ``dict[str, ...]`` (no unions except Optional) and
-    its outputs are ``pulumi.Output[T]`` annotations with docstrings. Hosted: what a team needs on a
-    platform cluster (its namespace with the baseline, its services), all on the base dependencies
-    (the plugin's venv has no cloud SDK)."""
-    from cnplatform.cluster.baseline import ClusterBaseline
-    from cnplatform.microservice import Microservice
+    """Components served to other languages: every public component of the library.
 
-    return [ClusterBaseline, Microservice]
+    Those on the base dependencies (Kubernetes, random, TLS, command) are always hosted: the plugin's
+    venv (``components/requirements.txt``) has exactly these. A component that needs a cloud SDK is
+    hosted when that SDK (its pip extra, :data:`cnplatform.extras.EXTRAS`) is installed in the venv the
+    plugin runs in: EKS and Karpenter with ``[aws]``, GKE, Cloud SQL private access and Artifact Registry
+    with ``[gcp]``. ``MySqlDatabase`` and ``ServiceImage`` are on the base dependencies; their cloud
+    modes load the cloud SDK when constructed (a missing one names its extra)."""
+    from cnplatform.addons.cert_manager import CertManager
+    from cnplatform.addons.certificate import TlsCertificate
+    from cnplatform.addons.metrics_server import MetricsServer
+    from cnplatform.cicd.jenkins import Jenkins
+    from cnplatform.cluster.baseline import ClusterBaseline
+    from cnplatform.cluster.local import LocalCluster
+    from cnplatform.cluster.priority import PlatformPriorityClasses
+    from cnplatform.database.mysql import MySqlDatabase
+    from cnplatform.mesh.ca import MeshRootCa
+    from cnplatform.mesh.consul import ConsulCatalogSync
+    from cnplatform.mesh.egress import ExternalService
+    from cnplatform.mesh.istio import IstioMesh
+    from cnplatform.mesh.multicluster import RemoteSecret
+    from cnplatform.mesh.service_policy import ServiceMeshPolicy
+    from cnplatform.microservice import Microservice
+    from cnplatform.monitoring.service import ServiceMonitoring
+    from cnplatform.monitoring.stack import MonitoringStack
+    from cnplatform.registry.image import ServiceImage
+
+    hosted: list[type[pulumi.ComponentResource]] = [
+        ClusterBaseline, Microservice, LocalCluster, PlatformPriorityClasses, CertManager, TlsCertificate,
+        MetricsServer, IstioMesh, MeshRootCa, RemoteSecret, ServiceMeshPolicy, ExternalService, ConsulCatalogSync,
+        MonitoringStack, ServiceMonitoring, Jenkins, MySqlDatabase, ServiceImage,
+    ]
+    if sdk_installed("pulumi_aws"):
+        from cnplatform.cluster.eks import EksCluster
+        from cnplatform.cluster.karpenter import Karpenter
+
+        hosted += [EksCluster, Karpenter]
+    if sdk_installed("pulumi_gcp"):
+        from cnplatform.cluster.gke import GkeCluster
+        from cnplatform.database.mysql import CloudSqlPrivateAccess
+        from cnplatform.registry.image import ArtifactRepository
+
+        hosted += [GkeCluster, CloudSqlPrivateAccess, ArtifactRepository]
+    return hosted
+
+
+#: Components hosted only with a cloud SDK installed: class name -> the SDK module (its extra: EXTRAS).
+CLOUD_HOSTED = {"EksCluster": "pulumi_aws", "Karpenter": "pulumi_aws", "GkeCluster": "pulumi_gcp",
+                "CloudSqlPrivateAccess": "pulumi_gcp", "ArtifactRepository": "pulumi_gcp"}
+
+
+def sdk_installed(module: str) -> bool:
+    """Whether a cloud SDK is importable here (without importing it)."""
+    return importlib.util.find_spec(module) is not None
+
+
+def hosted_table() -> list[str]:
+    """Markdown table of the hosted components (docs/components.md): token, Python class, what it needs."""
+    from cnplatform.extras import EXTRAS
+
+    rows = ["| Token (other languages) | Python class | Hosted |", "| --- | --- | --- |"]
+    for cls in hosted_classes():
+        sdk = CLOUD_HOSTED.get(cls.__name__)
+        needs = f"with `cnplatform[{EXTRAS[sdk]}]` in the plugin's venv" if sdk else "always (base dependencies)"
+        rows.append(f"| `{PACKAGE}:index:{cls.__name__}` | `{cls.__module__}.{cls.__name__}` | {needs} |")
+    return rows
 
 
 def hosted_components() -> list[type[pulumi.ComponentResource]]:
@@ -100,8 +158,11 @@ def portable(component: type[pulumi.ComponentResource]) -> type[pulumi.Component
     args_view = view.resolve(args_type)
     outputs = {name: view.resolve(tp) for name, tp in output_annotations(component).items()}
 
+    # A component's constructor is (name, args, opts), not ComponentResource's (type, name, props, opts).
+    construct: Callable[..., pulumi.ComponentResource] = component
+
     def __new__(cls, name: str, args: Any, opts: Optional[pulumi.ResourceOptions] = None):
-        return component(name, from_inputs(args_type, args), opts)
+        return construct(name, from_inputs(args_type, args), opts)
 
     def __init__(self, name: str, args: Any, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         """Never runs: ``__new__`` returns the real component."""
@@ -159,6 +220,11 @@ def _own_annotations(cls: type) -> dict[str, Any]:
     return resolved
 
 
+def _subscript(generic: Any, params: Any) -> Any:
+    """``generic[params]``: a type built at run time from resolved arguments (not a static annotation)."""
+    return generic[params]
+
+
 class _SchemaView:
     """Resolved, schema-shaped stand-ins for the args dataclasses (memoized, recursion-safe)."""
 
@@ -175,11 +241,11 @@ class _SchemaView:
         if origin in (Union, types.UnionType):
             return Union[args]
         if origin is abc.Awaitable:
-            return abc.Awaitable[args[0]]
+            return _subscript(abc.Awaitable, args[0])
         if origin in (list, abc.Sequence, abc.MutableSequence):
-            return list[args[0]]
+            return _subscript(list, args[0])
         if origin in (dict, abc.Mapping, abc.MutableMapping):
-            return dict[args[0], args[1]]
+            return _subscript(dict, (args[0], args[1]))
         return origin[args if len(args) > 1 else args[0]]
 
     def _dataclass(self, cls: type) -> type:

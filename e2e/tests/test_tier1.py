@@ -22,13 +22,15 @@ def _crd(group: str, kind: str = "Widget", rule: str | None = None) -> dict:
     props = {"size": {"type": "integer"}, "max": {"type": "integer"}}
     schema: dict = {"type": "object", "properties": {"spec": {"type": "object", "properties": props}}}
     if rule:
-        schema["properties"]["spec"]["x-kubernetes-validations"] = [{"rule": rule, "message": "size must not exceed max"}]
+        schema["properties"]["spec"]["x-kubernetes-validations"] = [
+            {"rule": rule, "message": "size must not exceed max"}]
     plural = kind.lower() + "s"
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": f"{plural}.{group}"},
             "spec": {"group": group, "scope": "Namespaced",
                      "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}]}}
+                     "versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": schema}}]}}
 
 
 def _ns(name: str) -> dict:
@@ -36,11 +38,11 @@ def _ns(name: str) -> dict:
 
 
 def _deployment(ns: str, name: str, app: str) -> dict:
+    container = {"name": "c", "image": "registry.example/c:1",
+                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
-                     "template": {"metadata": {"labels": {"app": app}},
-                                  "spec": {"containers": [{"name": "c", "image": "registry.example/c:1",
-                                                           "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}}}
+                     "template": {"metadata": {"labels": {"app": app}}, "spec": {"containers": [container]}}}}
 
 
 def _errors(res: dict) -> str:
@@ -49,7 +51,8 @@ def _errors(res: dict) -> str:
 
 def test_custom_resource_before_its_crd_is_rejected(sim_cluster, tmp_path):
     group, ns = f"e2e{_suffix()}.example.com", f"t1-order-{_suffix()}"
-    cr = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": ns}, "spec": {"size": 1}}
+    cr = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": ns},
+          "spec": {"size": 1}}
     res = tier1.run(sim_cluster, tmp_path, wave_timeout=20, objects=[[_ns(ns), cr], [_crd(group)]])
     assert res["ok"] is False
     assert [r["object"] for r in res["rejected"]] == [f"Widget.{group} {ns}/w"]
@@ -77,7 +80,8 @@ def test_real_istio_crd_cel_rule_is_enforced(sim_cluster, tmp_path):
                                            is_namespaced=helm.static_is_namespaced()).objects
             if o["kind"] == "CustomResourceDefinition"]
     ns = f"t1-istio-cel-{_suffix()}"
-    bad = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "wild", "namespace": ns},
+    bad = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+           "metadata": {"name": "wild", "namespace": ns},
            "spec": {"selector": {"matchLabels": {"app": "web*"}}, "action": "ALLOW"}}
     res = tier1.run(sim_cluster, tmp_path, wave_timeout=20, objects=[crds + [_ns(ns)], [bad]])
     assert "wildcard not allowed in label value match" in _errors(res), res["rejected"]
@@ -115,11 +119,14 @@ def test_admission_server_denies_an_invalid_istio_object(sim_cluster, tmp_path):
     assert vwc, "istio-base renders istiod-default-validator"
     istiod = _deployment("istio-system", "istiod", "istiod")
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istiod", "namespace": "istio-system"},
-           "spec": {"selector": {"app": "istiod"}, "ports": [{"name": "https-webhook", "port": 443, "targetPort": 15017}]}}
+           "spec": {"selector": {"app": "istiod"},
+                    "ports": [{"name": "https-webhook", "port": 443, "targetPort": 15017}]}}
     ns = f"t1-deny-{_suffix()}"
-    bad = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "bad", "namespace": ns},
+    bad = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+           "metadata": {"name": "bad", "namespace": ns},
            "spec": {"action": "ALLOW", "rules": [{"when": [{"key": "request.bogus", "values": ["x"]}]}]}}
-    good = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "good", "namespace": ns},
+    good = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": "good", "namespace": ns},
             "spec": {"action": "ALLOW", "rules": [{"from": [{"source": {"namespaces": [ns]}}]}]}}
     res = tier1.run(sim_cluster, tmp_path, wave_timeout=60,
                     objects=[crds + [_ns("istio-system"), _ns(ns)], [istiod, svc], vwc, [bad, good]])

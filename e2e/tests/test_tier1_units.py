@@ -18,7 +18,8 @@ from e2e import helm
 
 REPO = Path(__file__).resolve().parents[2]
 
-helm_python = pytest.importorskip("helm_python", reason="helm-python-sdk not installed (pip install -r e2e/requirements.txt)")
+helm_python = pytest.importorskip("helm_python",
+                                  reason="helm-python-sdk not installed (pip install -r e2e/requirements.txt)")
 pytest.importorskip("cryptography", reason="cryptography not installed (pip install -r e2e/requirements.txt)")
 
 from e2e import admission, tier1  # noqa: E402
@@ -80,7 +81,8 @@ def test_hooks_are_dropped_like_helm_v4_chart(tmp_path):
     (tmp_path / "templates").mkdir()
     (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: hooky\nversion: 0.1.0\n")
     (tmp_path / "templates" / "a.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  v: '{{ .Capabilities.KubeVersion.Minor }}'\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n"
+        "data:\n  v: '{{ .Capabilities.KubeVersion.Minor }}'\n"
         "  install: '{{ .Release.IsInstall }}'\n  has: '{{ .Capabilities.APIVersions.Has \"example.com/v1\" }}'\n"
         "---# a comment right after the separator, as charts write it\n"
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: hook\n  annotations:\n    helm.sh/hook: post-install\n"

@@ -54,11 +54,13 @@ def test_outputs_check_names_each_missing_output():
     assert tier2.check_outputs(good, ["dev"]) == []
     bad = {"tier": "dev", "clusters": {"dev": {"cloud": "local"}}, "kubeconfigs": {}}
     problems = tier2.check_outputs(bad, ["dev"])
-    assert "output clusters.dev.endpoint missing" in problems and "output kubeconfigs.dev missing or not a kubeconfig" in problems
+    assert "output clusters.dev.endpoint missing" in problems
+    assert "output kubeconfigs.dev missing or not a kubeconfig" in problems
 
 
 def test_error_summary_keeps_the_error_lines():
-    proc = subprocess.CompletedProcess([], 1, "ok line\n  error: no resource plugin 'pulumi-resource-x' found\n", "warning: w\n")
+    proc = subprocess.CompletedProcess([], 1, "ok line\n  error: no resource plugin 'pulumi-resource-x' found\n",
+                                       "warning: w\n")
     assert tier2.error_summary(proc) == "error: no resource plugin 'pulumi-resource-x' found"
 
 

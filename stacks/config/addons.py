@@ -58,7 +58,8 @@ class MonitoringConfig(Strict):
     retention: str = "7d"
     storage: str = "20Gi"
     storage_class: Optional[str] = None
-    grafana_host: Optional[Annotated[str, AfterValidator(_doc(lambda x: v.hostname(x, wildcard=False), 'A DNS host name (RFC 1123), no wildcard.'))]] = None
+    grafana_host: Optional[Annotated[str, AfterValidator(_doc(lambda x: v.hostname(x, wildcard=False),
+                                                              'A DNS host name (RFC 1123), no wildcard.'))]] = None
     #: Expose Grafana through the mesh ingress at this path prefix (otherwise port-forward).
     expose_grafana: bool = False
     receivers: list[Receiver] = []
@@ -70,7 +71,8 @@ class MonitoringConfig(Strict):
         names = [r.name for r in v]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"duplicate receiver name(s) {', '.join(dupes)} (each names a key of alertmanager-receivers)")
+            raise ValueError(f"duplicate receiver name(s) {', '.join(dupes)} "
+                             "(each names a key of alertmanager-receivers)")
         return v
 
     @field_validator("retention")

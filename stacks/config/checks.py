@@ -47,7 +47,8 @@ def _image_errors(path: str, svc: dict, clusters: list) -> list[tuple[str, str]]
     image = svc.get("image")
     if not image:
         return []
-    cloud_of = {c.get("name"): c.get("cloud") for c in clusters if isinstance(c, dict) and isinstance(c.get("name"), str)}
+    cloud_of = {c.get("name"): c.get("cloud") for c in clusters
+                if isinstance(c, dict) and isinstance(c.get("name"), str)}
     limit = svc.get("clusters") if isinstance(svc.get("clusters"), list) else None
     runs_on = [c for c in cloud_of if not limit or c in limit]
     per_cluster = image if isinstance(image, dict) else {c: image for c in runs_on}
@@ -63,7 +64,8 @@ def _image_errors(path: str, svc: dict, clusters: list) -> list[tuple[str, str]]
         if cloud and other:
             key = f"{path}.image.{cluster}" if isinstance(image, dict) else f"{path}.image"
             errors.append((key, f"{ref!r} is in a private {other[0]} registry that the nodes of {cluster!r} "
-                                f"({cloud}) cannot pull from; give {cluster!r} its own image (image: {{{cluster}: ...}})"))
+                                f"({cloud}) cannot pull from; give {cluster!r} its own image "
+                                f"(image: {{{cluster}: ...}})"))
     return errors
 
 
@@ -96,7 +98,8 @@ def _cluster_errors(raw: dict) -> list[tuple[str, str]]:
             for j, z in enumerate(cluster.get("zones") if isinstance(cluster.get("zones"), list) else []):
                 if message := v.zone_error(z, region, str(cloud)):
                     errors.append((f"clusters[{i}].zones[{j}]", message))
-        allow_key = {"aws": ("aws", "public_access_cidrs"), "gcp": ("gcp", "master_authorized_networks")}.get(str(cloud))
+        allow_key = {"aws": ("aws", "public_access_cidrs"),
+                     "gcp": ("gcp", "master_authorized_networks")}.get(str(cloud))
         if prod and allow_key and cluster.get("allow_world_open_control_plane") is not True:
             for j, c in enumerate(_sub(cluster, allow_key[0]).get(allow_key[1]) or []):
                 if v.is_world_open(c):

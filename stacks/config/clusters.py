@@ -80,11 +80,15 @@ class AwsClusterOptions(Strict):
 class GcpClusterOptions(Strict):
     project: str = "my-gcp-project"
     #: Primary range of the subnet (nodes), pods and services secondary ranges: private, not overlapping.
-    network_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 29), 'A private (RFC 1918) IPv4 range, /8 to /29.'))] = "10.10.0.0/20"
-    pods_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 24), 'A private (RFC 1918) IPv4 range, /8 to /24.'))] = "10.20.0.0/14"
-    services_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 27), 'A private (RFC 1918) IPv4 range, /8 to /27.'))] = "10.24.0.0/20"
+    network_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 29),
+                                                     'A private (RFC 1918) IPv4 range, /8 to /29.'))] = "10.10.0.0/20"
+    pods_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 24),
+                                                  'A private (RFC 1918) IPv4 range, /8 to /24.'))] = "10.20.0.0/14"
+    services_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 8, 27),
+                                                      'A private (RFC 1918) IPv4 range, /8 to /27.'))] = "10.24.0.0/20"
     #: The private control plane's range: a private /28 (GKE's rule).
-    master_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 28, 28), 'A private (RFC 1918) IPv4 /28.'))] = "172.16.0.0/28"
+    master_cidr: Annotated[str, AfterValidator(_doc(lambda x: v.private_cidr(x, 28, 28),
+                                                    'A private (RFC 1918) IPv4 /28.'))] = "172.16.0.0/28"
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
     #: Regional control plane + nodes over the zones; zonal (first zone) when false. Prod is regional.
     regional: Optional[bool] = None
@@ -100,7 +104,8 @@ class GcpClusterOptions(Strict):
     @model_validator(mode="after")
     def _ranges_disjoint(self) -> "GcpClusterOptions":
         """network_cidr, pods_cidr, services_cidr and master_cidr do not overlap."""
-        clash = v.overlapping({k: getattr(self, k) for k in ("network_cidr", "pods_cidr", "services_cidr", "master_cidr")})
+        ranges = ("network_cidr", "pods_cidr", "services_cidr", "master_cidr")
+        clash = v.overlapping({k: getattr(self, k) for k in ranges})
         if clash:
             raise ValueError("; ".join(f"{k}: {m}" for k, m in clash))
         return self

@@ -13,7 +13,7 @@ and the webhook Deployment is ready, so one ``pulumi up`` on an empty cluster wo
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -143,7 +143,8 @@ def wait_for_ca_injection(args: pulumi.ResourceTransformArgs) -> Optional[pulumi
     if args.type_ not in WEBHOOK_TYPES:
         return None
     props = dict(args.props)
-    metadata = dict(props.get("metadata") or {})
+    # A chart child's props are plain values here; the SDK types them as Inputs (Output/Awaitable too).
+    metadata = dict(cast(Mapping[str, Any], props.get("metadata") or {}))
     metadata["annotations"] = {**(metadata.get("annotations") or {}), "pulumi.com/waitFor": CA_BUNDLE_WAIT}
     props["metadata"] = metadata
     return pulumi.ResourceTransformResult(props=props, opts=args.opts)

@@ -133,7 +133,11 @@ def kubernetes_cloud(namespace: str = AGENT_NAMESPACE) -> dict[str, Any]:
     }}
 
 
-class _BlockDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml: the seed script grows with N
+#: libyaml's dumper when PyYAML was built with it (the seed script grows with N), else the Python one.
+_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _BlockDumper(_BaseDumper):
     """Multi-line strings (the Job DSL script) as literal blocks, readable in the ConfigMap."""
 
 

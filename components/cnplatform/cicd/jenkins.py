@@ -64,7 +64,7 @@ from cnplatform.cicd.settings import (  # noqa: F401
 )
 from cnplatform.naming import MANAGED_BY, PART_OF, type_token
 from cnplatform.netpolicy import create_network_policies, jenkins_policies
-from cnplatform.options import inherited_depends_on
+from cnplatform.options import as_secret, inherited_depends_on
 
 
 def jenkins_values(args: JenkinsArgs, registries: Optional[dict[str, str]] = None) -> dict[str, Any]:
@@ -165,7 +165,7 @@ class Jenkins(pulumi.ComponentResource):
             f"{name}-admin",
             metadata={"name": ADMIN_SECRET, "namespace": NAMESPACE, "labels": labels},
             type="Opaque",
-            string_data=pulumi.Output.secret(password.result).apply(
+            string_data=as_secret(password.result).apply(
                 lambda pw: {ADMIN_USER_KEY: args.admin_user, ADMIN_PASSWORD_KEY: pw}),
             opts=in_ns,
         )

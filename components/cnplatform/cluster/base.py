@@ -6,7 +6,7 @@ interface, so a stack moves between clouds by changing ``cloud:`` in config.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -109,7 +109,7 @@ class Cluster(pulumi.ComponentResource):
     def _finish(self, *, name: str, cloud: str, region: pulumi.Input[str], zones: pulumi.Input[list[str]],
                 endpoint: pulumi.Input[str], kubeconfig: pulumi.Input[str], registry_url: pulumi.Input[str],
                 workload_identity: pulumi.Input[dict], capacity: NodeCapacity,
-                extra_outputs: Optional[dict] = None, egress_cidrs: pulumi.Input[list[str]] = ()) -> None:
+                extra_outputs: Optional[dict] = None, egress_cidrs: Optional[pulumi.Input[list[str]]] = None) -> None:
         """Set the interface outputs and register them (called last by subclasses).
 
         ``extra_outputs``: implementation-specific outputs (already set as attributes) registered too.
@@ -123,8 +123,7 @@ class Cluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.registry_url = pulumi.Output.from_input(registry_url)
         self.workload_identity = pulumi.Output.from_input(workload_identity)
-        self.egress_cidrs = pulumi.Output.from_input(list(egress_cidrs) if isinstance(egress_cidrs, tuple)
-                                                     else egress_cidrs)
+        self.egress_cidrs = pulumi.Output.from_input([] if egress_cidrs is None else egress_cidrs)
         self.node_cpu_millicores = pulumi.Output.from_input(capacity.cpu_millicores)
         self.node_memory_mib = pulumi.Output.from_input(capacity.memory_mib)
         self.register_outputs({
@@ -147,7 +146,7 @@ class Cluster(pulumi.ComponentResource):
         )
 
 
-def api_allow_list(*cidr_lists: pulumi.Input[list[str]]) -> pulumi.Output[list[str]]:
+def api_allow_list(*cidr_lists: pulumi.Input[Sequence[pulumi.Input[str]]]) -> pulumi.Output[list[str]]:
     """One sorted, de-duplicated CIDR list from plain and Output lists (a control-plane allow-list)."""
     return pulumi.Output.all(*cidr_lists).apply(lambda lists: sorted({c for cidrs in lists for c in (cidrs or [])}))
 

@@ -145,7 +145,7 @@ class EksCluster(Cluster):
 
         kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
             lambda a: eks_kubeconfig(a[0], a[1], a[2], region))
-        self.ready = groups
+        self.ready = [*groups]
         self.provider = self._make_provider(name, pulumi.Output.secret(kubeconfig), depends_on=[cluster, *groups])
         self._default_storage_class(name, args, groups)
         self._publish(name, args, zones, net, cluster, oidc, issuer, roles, key, kubeconfig)
@@ -158,8 +158,8 @@ class EksCluster(Cluster):
         invoke = pulumi.InvokeOptions(parent=self, provider=self.aws_provider)
         self.account_id = aws.get_caller_identity(opts=invoke).account_id
         self.partition = aws.get_partition(opts=invoke).partition
-        zones = list(args.zones) or aws.get_availability_zones(
-            state="available", region=args.region, opts=invoke).names
+        zones = list(args.zones) or list(aws.get_availability_zones(
+            state="available", region=args.region, opts=invoke).names)
         return zones[:MAX_ZONES]
 
     def _secrets_key(self, name: str, region: str) -> aws.kms.Key:
@@ -279,7 +279,7 @@ class EksCluster(Cluster):
                                 "desired_size": pool.desired_size if pool.desired_size is not None else pool.min_size},
                 update_config={"max_unavailable": 1},
                 labels={**pool.labels, NODE_POOL_LABEL: pool.name},
-                taints=[SYSTEM_TAINT] if pool is system else [],
+                taints=[aws.eks.NodeGroupTaintArgs(**SYSTEM_TAINT)] if pool is system else [],
                 launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
                 region=args.region, opts=self._opts(*depends_on))
         return list(self.node_groups.values())

@@ -23,7 +23,8 @@ def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
     public ones a sixteenth each, carved from the last quarter."""
     if not 1 <= zones <= MAX_ZONES:
         raise ValueError(f"an EKS VPC spans 1 to {MAX_ZONES} zones (got {zones})")
-    quarters = list(ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2))
+    quarters: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(
+        ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2))
     private = [str(q) for q in quarters[:zones]]
     public = [str(s) for s in list(quarters[3].subnets(prefixlen_diff=2))[:zones]]
     return private, public
@@ -44,6 +45,15 @@ def subnet_tags(cluster: str, public: bool) -> dict[str, str]:
     return tags
 
 
+#: Ingress rules between the two security groups: (rule, group, protocol, port, source group, description).
+SECURITY_GROUP_RULES = (
+    ("cp-https-from-nodes", "control_plane", "tcp", 443, "nodes", "API server from the nodes"),
+    ("nodes-from-nodes", "nodes", "-1", None, "nodes", "node to node (pods, DNS)"),
+    ("nodes-kubelet-from-cp", "nodes", "tcp", 10250, "control_plane", "kubelet from the control plane"),
+    ("nodes-webhooks-from-cp", "nodes", "tcp", 443, "control_plane", "webhooks from the control plane"),
+)
+
+
 @dataclass
 class EksNetwork:
     vpc: aws.ec2.Vpc
@@ -58,13 +68,21 @@ class EksNetwork:
 def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions) -> EksNetwork:
     """Create the network of cluster ``name`` (``args``: its :class:`EksClusterArgs`) under ``child``."""
     region = args.region
-
-    def opts_(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(depends_on)))
-
-    # ------------------------------------------------------------------------------ network
     vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.vpc_cidr, enable_dns_hostnames=True,
                       enable_dns_support=True, region=region, tags={"Name": name}, opts=child)
+    public, private = _subnets(name, args, zones, vpc, child)
+    igw = _public_routes(name, region, zones, vpc, public, child)
+    nats, nat_ips = _nat_gateways(name, args, zones, public, igw, child)
+    _private_routes(name, region, zones, vpc, private, nats, child)
+    control_plane_sg, node_sg = _security_groups(name, region, vpc, child)
+    return EksNetwork(vpc=vpc, public=public, private=private, nat_ips=nat_ips,
+                      control_plane_sg=control_plane_sg, node_sg=node_sg)
+
+
+def _subnets(name: str, args, zones: list[str], vpc: aws.ec2.Vpc,
+             child: pulumi.ResourceOptions) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.Subnet]]:
+    """(public, private) subnets, one of each per zone."""
+    region = args.region
     private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(zones))
     public, private = [], []
     for zone, pub_cidr, priv_cidr in zip(zones, public_cidrs, private_cidrs, strict=True):
@@ -76,6 +94,12 @@ def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions
             f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=priv_cidr, availability_zone=zone,
             region=region, tags={"Name": f"{name}-private-{zone}", **subnet_tags(name, public=False)},
             opts=child))
+    return public, private
+
+
+def _public_routes(name: str, region: str, zones: list[str], vpc: aws.ec2.Vpc, public: list[aws.ec2.Subnet],
+                   child: pulumi.ResourceOptions) -> aws.ec2.InternetGateway:
+    """The internet gateway and the public subnets' default route to it."""
     igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, region=region, tags={"Name": name}, opts=child)
     public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, region=region,
                                    tags={"Name": f"{name}-public"}, opts=child)
@@ -84,6 +108,14 @@ def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions
     for zone, subnet in zip(zones, public, strict=True):
         aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id,
                                       region=region, opts=child)
+    return igw
+
+
+def _nat_gateways(name: str, args, zones: list[str], public: list[aws.ec2.Subnet], igw: aws.ec2.InternetGateway,
+                  child: pulumi.ResourceOptions) -> tuple[list[aws.ec2.NatGateway], list[pulumi.Output[str]]]:
+    """NAT gateways (one per zone, or one) on Elastic IPs, and the ``/32`` of each."""
+    region = args.region
+    after_igw = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[igw]))
     nats, nat_ips = [], []
     for i in range(nat_gateway_count(len(zones), args.nat_per_zone)):
         zone = zones[i]
@@ -92,7 +124,13 @@ def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions
         nat_ips.append(eip.public_ip.apply(lambda ip: f"{ip}/32"))
         nats.append(aws.ec2.NatGateway(f"{name}-nat-{zone}", allocation_id=eip.allocation_id,
                                        subnet_id=public[i].id, region=region,
-                                       tags={"Name": f"{name}-nat-{zone}"}, opts=opts_(igw)))
+                                       tags={"Name": f"{name}-nat-{zone}"}, opts=after_igw))
+    return nats, nat_ips
+
+
+def _private_routes(name: str, region: str, zones: list[str], vpc: aws.ec2.Vpc, private: list[aws.ec2.Subnet],
+                    nats: list[aws.ec2.NatGateway], child: pulumi.ResourceOptions) -> None:
+    """A route table per private subnet, its default route through a NAT gateway (its zone's, if any)."""
     for i, (zone, subnet) in enumerate(zip(zones, private, strict=True)):
         rt = aws.ec2.RouteTable(f"{name}-private-{zone}", vpc_id=vpc.id, region=region,
                                 tags={"Name": f"{name}-private-{zone}"}, opts=child)
@@ -101,29 +139,27 @@ def eks_network(name: str, args, zones: list[str], child: pulumi.ResourceOptions
         aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=rt.id,
                                       region=region, opts=child)
 
-    # -------------------------------------------------------------------- security groups
-    control_plane_sg = aws.ec2.SecurityGroup(
-        f"{name}-control-plane", name=f"{name}-control-plane", vpc_id=vpc.id, region=region,
-        description=f"EKS {name} control plane: HTTPS from the nodes", tags={"Name": f"{name}-control-plane"},
-        opts=child)
-    node_sg = aws.ec2.SecurityGroup(
-        f"{name}-nodes", name=f"{name}-nodes", vpc_id=vpc.id, region=region,
-        description=f"EKS {name} nodes (managed node groups and Karpenter)",
-        tags={"Name": f"{name}-nodes", DISCOVERY_TAG: name}, opts=child)
-    rules = [
-        ("cp-https-from-nodes", control_plane_sg, "tcp", 443, node_sg, "API server from the nodes"),
-        ("nodes-from-nodes", node_sg, "-1", None, node_sg, "node to node (pods, DNS)"),
-        ("nodes-kubelet-from-cp", node_sg, "tcp", 10250, control_plane_sg, "kubelet from the control plane"),
-        ("nodes-webhooks-from-cp", node_sg, "tcp", 443, control_plane_sg, "webhooks from the control plane"),
-    ]
-    for rule, sg, proto, port, source, description in rules:
+
+def _security_groups(name: str, region: str, vpc: aws.ec2.Vpc,
+                     child: pulumi.ResourceOptions) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+    """The control plane's and the nodes' security groups with :data:`SECURITY_GROUP_RULES`, all egress."""
+    groups = {
+        "control_plane": aws.ec2.SecurityGroup(
+            f"{name}-control-plane", name=f"{name}-control-plane", vpc_id=vpc.id, region=region,
+            description=f"EKS {name} control plane: HTTPS from the nodes", tags={"Name": f"{name}-control-plane"},
+            opts=child),
+        "nodes": aws.ec2.SecurityGroup(
+            f"{name}-nodes", name=f"{name}-nodes", vpc_id=vpc.id, region=region,
+            description=f"EKS {name} nodes (managed node groups and Karpenter)",
+            tags={"Name": f"{name}-nodes", DISCOVERY_TAG: name}, opts=child),
+    }
+    for rule, group, proto, port, source, description in SECURITY_GROUP_RULES:
         aws.vpc.SecurityGroupIngressRule(
-            f"{name}-{rule}", security_group_id=sg.id, referenced_security_group_id=source.id,
+            f"{name}-{rule}", security_group_id=groups[group].id, referenced_security_group_id=groups[source].id,
             ip_protocol=proto, from_port=port, to_port=port, description=description, region=region,
             opts=child)
-    for rule, sg in (("cp-egress", control_plane_sg), ("nodes-egress", node_sg)):
-        aws.vpc.SecurityGroupEgressRule(f"{name}-{rule}", security_group_id=sg.id, ip_protocol="-1",
+    for rule, group in (("cp-egress", "control_plane"), ("nodes-egress", "nodes")):
+        aws.vpc.SecurityGroupEgressRule(f"{name}-{rule}", security_group_id=groups[group].id, ip_protocol="-1",
                                         cidr_ipv4="0.0.0.0/0", description="all egress (NAT, VPC)",
                                         region=region, opts=child)
-    return EksNetwork(vpc=vpc, public=public, private=private, nat_ips=nat_ips,
-                      control_plane_sg=control_plane_sg, node_sg=node_sg)
+    return groups["control_plane"], groups["nodes"]

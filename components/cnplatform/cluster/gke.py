@@ -109,7 +109,7 @@ class GkeCluster(Cluster):
         pools = self._node_pools(name, args, place, cluster, common)
         kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate
                                        ).apply(lambda a: gke_kubeconfig(a[0], a[1], a[2]))
-        self.ready = pools or [cluster]
+        self.ready = [*pools] if pools else [cluster]
         self.provider = self._make_provider(name, pulumi.Output.secret(kubeconfig), depends_on=[cluster, *pools])
         self._publish(name, args, place, net, node_sa, key, cluster, kubeconfig)
 
@@ -118,7 +118,8 @@ class GkeCluster(Cluster):
         a control plane of the pinned minor there, the project number."""
         project, region = args.project, args.region
         invoke = pulumi.InvokeOptions(parent=self, provider=self.gcp_provider)
-        zones = list(args.zones) or gcp.compute.get_zones(project=project, region=region, opts=invoke).names[:3]
+        zones = list(args.zones) or list(
+            gcp.compute.get_zones(project=project, region=region, opts=invoke).names[:3])
         if not args.regional:
             zones = zones[:1]
         location = location_of(region, zones, args.regional)
@@ -187,7 +188,8 @@ class GkeCluster(Cluster):
         return key, agent_on_key
 
     def _control_plane(self, name: str, args: GkeClusterArgs, place: _Place, net: _Network,
-                       node_sa: gcp.serviceaccount.Account, key: gcp.kms.CryptoKey, common: dict,
+                       node_sa: gcp.serviceaccount.Account, key: gcp.kms.CryptoKey,
+                       common: gcp.container.ClusterNodeConfigArgsDict,
                        agent_on_key: gcp.kms.CryptoKeyIAMMember) -> gcp.container.Cluster:
         allowed = api_allow_list(list(args.master_authorized_networks), net.nat_ips, args.api_clients)
         return gcp.container.Cluster(
@@ -201,7 +203,7 @@ class GkeCluster(Cluster):
         )
 
     def _node_pools(self, name: str, args: GkeClusterArgs, place: _Place, cluster: gcp.container.Cluster,
-                    common: dict) -> list[gcp.container.NodePool]:
+                    common: gcp.container.ClusterNodeConfigArgsDict) -> list[gcp.container.NodePool]:
         # The autoscaler owns the node count after creation.
         opts = pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(ignore_changes=["initialNodeCount"]))
         self.node_pools = {}

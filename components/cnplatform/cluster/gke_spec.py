@@ -9,11 +9,20 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
 from cnplatform import validation as _v
 from cnplatform.cluster.base import NodePoolSpec, exec_kubeconfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pulumi_gcp.container import (
+        ClusterClusterAutoscalingArgsDict,
+        ClusterMasterAuthorizedNetworksConfigCidrBlockArgsDict,
+        ClusterNodeConfigArgsDict,
+        ClusterNodeConfigShieldedInstanceConfigArgsDict,
+    )
 
 #: The only project roles the node service account gets (logs, metrics, metadata, image pulls).
 NODE_SA_ROLES = (
@@ -33,7 +42,8 @@ SERVICES_RANGE = "services"
 #: Artifact Registry repository the platform pushes to (``<region>-docker.pkg.dev/<project>/<repo>``).
 REGISTRY_REPOSITORY = "platform"
 NODE_POOL_LABEL = "cnplatform.io/node-pool"
-SHIELDED = {"enable_secure_boot": True, "enable_integrity_monitoring": True}
+SHIELDED: ClusterNodeConfigShieldedInstanceConfigArgsDict = {"enable_secure_boot": True,
+                                                              "enable_integrity_monitoring": True}
 
 
 @dataclass
@@ -136,9 +146,11 @@ def initial_nodes_per_zone(pool: NodePoolSpec, zones: int) -> int:
     return max(1, math.ceil(total / zones))
 
 
-def cluster_autoscaling(args: GkeClusterArgs, service_account: pulumi.Input[str]) -> dict:
+def cluster_autoscaling(args: GkeClusterArgs,
+                        service_account: pulumi.Input[str]) -> ClusterClusterAutoscalingArgsDict:
     """Autoscaler profile always; node auto-provisioning with CPU/memory limits when enabled."""
-    config: dict = {"enabled": args.auto_provisioning, "autoscaling_profile": args.autoscaling_profile}
+    config: ClusterClusterAutoscalingArgsDict = {"enabled": args.auto_provisioning,
+                                                 "autoscaling_profile": args.autoscaling_profile}
     if args.auto_provisioning:
         config["resource_limits"] = [
             {"resource_type": "cpu", "minimum": 0, "maximum": args.auto_provisioning_max_cpu},
@@ -172,17 +184,17 @@ def subnet_settings(args: GkeClusterArgs) -> dict:
 
 
 #: Cloud NAT: only the static addresses, every range of every subnet, errors logged.
-NAT_SETTINGS = {"nat_ip_allocate_option": "MANUAL_ONLY",
+NAT_SETTINGS: dict[str, Any] = {"nat_ip_allocate_option": "MANUAL_ONLY",
                 "source_subnetwork_ip_ranges_to_nat": "ALL_SUBNETWORKS_ALL_IP_RANGES",
                 "log_config": {"enable": True, "filter": "ERRORS_ONLY"}}
 
 
-def authorized_networks(cidrs: list[str]) -> list[dict]:
+def authorized_networks(cidrs: list[str]) -> list[ClusterMasterAuthorizedNetworksConfigCidrBlockArgsDict]:
     """``master_authorized_networks_config.cidr_blocks`` of the allow-listed CIDRs, in order."""
     return [{"cidr_block": c, "display_name": f"authorized-{i}"} for i, c in enumerate(cidrs)]
 
 
-def node_config_common(service_account: pulumi.Input[str]) -> dict:
+def node_config_common(service_account: pulumi.Input[str]) -> ClusterNodeConfigArgsDict:
     """What every node (default pool and ours) runs with: least-privilege identity, shielded, GKE metadata."""
     return {
         "service_account": service_account, "oauth_scopes": NODE_OAUTH_SCOPES,
@@ -215,7 +227,8 @@ def cluster_settings(args: GkeClusterArgs, zones: list[str], location: str) -> d
     }
 
 
-def node_pool_settings(pool: NodePoolSpec, zones: int, common: dict, labels: dict[str, str]) -> dict:
+def node_pool_settings(pool: NodePoolSpec, zones: int, common: ClusterNodeConfigArgsDict,
+                       labels: dict[str, str]) -> dict:
     """A node pool over ``zones`` zones: totals as autoscaling bounds, surge upgrades, the pool's label."""
     return {
         "initial_node_count": initial_nodes_per_zone(pool, zones),

@@ -147,7 +147,8 @@ def karpenter_controller_policies(*, partition: str, region: str, account_id: st
                 "StringEquals": owned,
                 "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
                 "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster_name},
-                "ForAllValues:StringEquals": {"aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]},
+                "ForAllValues:StringEquals": {
+                    "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]},
             },
         },
         {
@@ -198,7 +199,8 @@ def karpenter_controller_policies(*, partition: str, region: str, account_id: st
             "Sid": "AllowScopedInstanceProfileActions",
             "Effect": "Allow",
             "Resource": instance_profiles,
-            "Action": ["iam:AddRoleToInstanceProfile", "iam:DeleteInstanceProfile", "iam:RemoveRoleFromInstanceProfile"],
+            "Action": ["iam:AddRoleToInstanceProfile", "iam:DeleteInstanceProfile",
+                       "iam:RemoveRoleFromInstanceProfile"],
             "Condition": {"StringEquals": profile_resource_tags,
                           "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}},
         },

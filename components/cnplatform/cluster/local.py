@@ -13,11 +13,12 @@ from cnplatform import validation as _v
 from cnplatform.cluster.base import Cluster
 from cnplatform.cluster.capacity import NodeCapacity
 from cnplatform.naming import type_token
+from cnplatform.options import as_secret
 from cnplatform.quantity import cpu_millicores, memory_mib
 
 #: The kubeconfig holds cluster-admin credentials: never logged, and secret in the state.
-KUBECONFIG_READ = {"logging": "none"}
-KUBECONFIG_READ_OPTS = {"additional_secret_outputs": ["stdout", "stderr"]}
+KUBECONFIG_LOGGING = command.local.Logging.NONE
+KUBECONFIG_SECRET_OUTPUTS = ["stdout", "stderr"]
 
 #: NodePorts of the ingress gateway that kind maps to the host's http/https ports.
 INGRESS_NODE_PORT_HTTP = 30080
@@ -82,7 +83,8 @@ class LocalCluster(Cluster):
                 f"{name}-kubeconfig",
                 create=f"kubectl config view --raw --minify --flatten --context {args.existing_context}",
                 environment={"KUBECONFIG": os.path.expanduser(args.kubeconfig_path)},
-                **KUBECONFIG_READ, opts=pulumi.ResourceOptions(parent=self, **KUBECONFIG_READ_OPTS),
+                logging=KUBECONFIG_LOGGING,
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=KUBECONFIG_SECRET_OUTPUTS),
             )
         else:
             config = yaml.safe_dump(kind_config(args), sort_keys=False)
@@ -101,11 +103,12 @@ class LocalCluster(Cluster):
                 create=f"kind get kubeconfig --name {name}",
                 # Each create gets a new id: a recreated cluster (new CA, new client certificate) is read again.
                 triggers=[cluster.id],
-                **KUBECONFIG_READ,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster], **KUBECONFIG_READ_OPTS),
+                logging=KUBECONFIG_LOGGING,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster],
+                                            additional_secret_outputs=KUBECONFIG_SECRET_OUTPUTS),
             )
             self.ready = [cluster]
-        kubeconfig = pulumi.Output.secret(read.stdout)
+        kubeconfig = as_secret(read.stdout)
         # A kind cluster is disposable: when it is gone, its objects are gone with it. An existing
         # context may be anything, so an unreachable API there keeps its objects in the state.
         self.provider = self._make_provider(name, kubeconfig, depends_on=[read],

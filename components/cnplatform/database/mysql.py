@@ -26,7 +26,7 @@ from cnplatform import validation as _v
 from cnplatform.database import spec
 from cnplatform.database import tls as dbtls
 from cnplatform.naming import selector_labels, type_token
-from cnplatform.options import inherited_depends_on
+from cnplatform.options import as_secret, inherited_depends_on
 
 
 @dataclass
@@ -147,7 +147,7 @@ class MySqlDatabase(pulumi.ComponentResource):
             f"{name}-password", length=32, special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect or None))
         child = pulumi.ResourceOptions(parent=self, depends_on=deps)
-        self._password = pulumi.Output.secret(password.result)
+        self._password = as_secret(password.result)
         if args.cloud == "local":
             host, ready = spec.local_host(args.service, args.namespace), []
         elif args.cloud == "aws":
@@ -186,8 +186,8 @@ class MySqlDatabase(pulumi.ComponentResource):
         root_secret = k8s.core.v1.Secret(
             f"{name}-root-secret",
             metadata={**meta, "name": spec.root_secret_name(svc)},
-            type="Opaque", string_data={"root-password": pulumi.Output.secret(root.result)}, opts=child)
-        mounted = [root_secret, secret]
+            type="Opaque", string_data={"root-password": as_secret(root.result)}, opts=child)
+        mounted: list[pulumi.Resource] = [root_secret, secret]
         if args.require_tls:
             ca, cert, key = dbtls.local_certificates(name, spec.local_host(svc, ns), 10, child)
             mounted.append(k8s.core.v1.Secret(
@@ -295,7 +295,7 @@ class MySqlDatabase(pulumi.ComponentResource):
             region=args.region,
             database_version="MYSQL_" + args.mysql_version.replace(".", "_"),
             deletion_protection=args.deletion_protection,
-            root_password=pulumi.Output.secret(root.result),
+            root_password=as_secret(root.result),
             settings={
                 "tier": args.tier,
                 "edition": "ENTERPRISE",

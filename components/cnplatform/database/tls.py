@@ -17,10 +17,15 @@ by :class:`cnplatform.database.mysql.MySqlDatabase`.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import pulumi
 import pulumi_tls as tls
+
+from cnplatform.options import as_secret
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pulumi_aws.rds import ParameterGroupParameterArgsDict
 
 #: Where the service container finds the CA of its database (ConfigMap ``<service>-db-ca``, read-only).
 CA_MOUNT = "/etc/mysql-ca"
@@ -52,7 +57,7 @@ def rds_parameter_family(mysql_version: str) -> str:
     return f"mysql{mysql_version}"
 
 
-def rds_parameters(require_tls: bool) -> list[dict[str, str]]:
+def rds_parameters(require_tls: bool) -> list[ParameterGroupParameterArgsDict]:
     """The parameter group's parameters (``require_secure_transport`` is dynamic: no reboot)."""
     value = "1" if require_tls else "0"
     return [{"name": "require_secure_transport", "value": value, "apply_method": "immediate"}]
@@ -62,7 +67,7 @@ def cloudsql_ssl_mode(require_tls: bool) -> str:
     return "ENCRYPTED_ONLY" if require_tls else "ALLOW_UNENCRYPTED_AND_ENCRYPTED"
 
 
-def ca_bundle(certs: Optional[list[Any]]) -> str:
+def ca_bundle(certs: Optional[Sequence[Any]]) -> str:
     """PEM bundle of a Cloud SQL instance's ``server_ca_certs`` (all of them: current and upcoming CA)."""
     pems = []
     for cert in certs or []:
@@ -89,18 +94,18 @@ def local_certificates(name: str, host: str, validity_years: int,
     hours = validity_years * HOURS_PER_YEAR
     ca_key = tls.PrivateKey(f"{name}-tls-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
     ca = tls.SelfSignedCert(
-        f"{name}-tls-ca", private_key_pem=pulumi.Output.secret(ca_key.private_key_pem),
+        f"{name}-tls-ca", private_key_pem=as_secret(ca_key.private_key_pem),
         subject=tls.SelfSignedCertSubjectArgs(common_name=f"{host} CA", organization="cnplatform"),
         is_ca_certificate=True, set_subject_key_id=True, validity_period_hours=hours,
         allowed_uses=["cert_signing", "crl_signing", "digital_signature"], opts=opts)
     key = tls.PrivateKey(f"{name}-tls-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
     csr = tls.CertRequest(
-        f"{name}-tls-csr", private_key_pem=pulumi.Output.secret(key.private_key_pem),
+        f"{name}-tls-csr", private_key_pem=as_secret(key.private_key_pem),
         subject=tls.CertRequestSubjectArgs(common_name=host, organization="cnplatform"),
         dns_names=[host], opts=opts)
     cert = tls.LocallySignedCert(
         f"{name}-tls-cert", cert_request_pem=csr.cert_request_pem,
-        ca_private_key_pem=pulumi.Output.secret(ca_key.private_key_pem), ca_cert_pem=ca.cert_pem,
+        ca_private_key_pem=as_secret(ca_key.private_key_pem), ca_cert_pem=ca.cert_pem,
         validity_period_hours=hours, early_renewal_hours=30 * 24,
         allowed_uses=["digital_signature", "key_encipherment", "server_auth"], opts=opts)
-    return ca.cert_pem, cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
+    return ca.cert_pem, cert.cert_pem, as_secret(key.private_key_pem)

@@ -22,7 +22,8 @@ from cnplatform.mesh.traffic import (
 __all__ = [
     "ConsulCatalogSync", "ConsulCatalogSyncArgs", "ExternalService", "ExternalServiceArgs", "IstioMesh",
     "IstioMeshArgs", "MeshRootCa", "MeshRootCaArgs", "RemoteSecret", "RemoteSecretArgs",
-    "ServiceAuthorizationArgs", "ServiceMeshPolicy", "ServiceMeshPolicyArgs", "ServiceTrafficPolicyArgs", "allow_nothing",
-    "authorization_policy", "cacerts_data", "create_service_mesh_policy", "cross_network_gateway", "destination_rule", "ingress_virtual_service",
+    "ServiceAuthorizationArgs", "ServiceMeshPolicy", "ServiceMeshPolicyArgs", "ServiceTrafficPolicyArgs",
+    "allow_nothing", "authorization_policy", "cacerts_data", "create_service_mesh_policy", "cross_network_gateway",
+    "destination_rule", "ingress_virtual_service",
     "peer_authentication", "public_gateway", "remote_kubeconfig", "service_entry", "virtual_service",
 ]

@@ -14,6 +14,7 @@ import pulumi_tls as tls
 
 from cnplatform import validation as _v
 from cnplatform.naming import type_token
+from cnplatform.options import as_secret
 
 #: Key usages of a CA certificate (a CA signs certificates and CRLs).
 CA_USES = ["cert_signing", "crl_signing", "digital_signature"]
@@ -65,7 +66,7 @@ class MeshRootCa(pulumi.ComponentResource):
         key = tls.PrivateKey(f"{name}-key", algorithm="RSA", rsa_bits=args.rsa_bits, opts=child)
         cert = tls.SelfSignedCert(
             f"{name}-cert",
-            private_key_pem=pulumi.Output.secret(key.private_key_pem),
+            private_key_pem=as_secret(key.private_key_pem),
             subject=tls.SelfSignedCertSubjectArgs(common_name=args.common_name, organization=args.organization),
             is_ca_certificate=True,
             set_subject_key_id=True,
@@ -74,7 +75,7 @@ class MeshRootCa(pulumi.ComponentResource):
             opts=child,
         )
         self.cert_pem = cert.cert_pem
-        self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
+        self.private_key_pem = as_secret(key.private_key_pem)
         self.register_outputs({"cert_pem": self.cert_pem, "private_key_pem": self.private_key_pem})
 
 
@@ -85,7 +86,7 @@ def intermediate_ca(parent: pulumi.Resource, name: str, cluster: str, root_cert_
     """Key + CSR + certificate signed by the root: (cert PEM, key PEM as secret) of a cluster's CA."""
     child = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
     key = tls.PrivateKey(f"{name}-key", algorithm="RSA", rsa_bits=4096, opts=child)
-    key_pem = pulumi.Output.secret(key.private_key_pem)
+    key_pem = as_secret(key.private_key_pem)
     csr = tls.CertRequest(
         f"{name}-csr",
         private_key_pem=key_pem,

@@ -6,7 +6,7 @@ mesh registry; anything else (RDS / Cloud SQL on 3306, a payment provider...) ne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, cast
 
 import pulumi
 
@@ -27,13 +27,13 @@ class ExternalServiceArgs:
     """ServiceEntry name."""
     namespace: str
     """Namespace of the workloads that use it (the entry is visible there only)."""
-    hosts: list[str]
+    hosts: list[pulumi.Input[str]]
     """Host names (DNS resolution) or a placeholder name (with ``addresses`` and NONE resolution)."""
     port: int
     """Destination port."""
     protocol: str = "TCP"
     """``TCP``, ``TLS``, ``HTTPS``, ``HTTP``..."""
-    addresses: list[str] = field(default_factory=list)
+    addresses: list[pulumi.Input[str]] = field(default_factory=list)
     """IPs / CIDRs of the destination (e.g. the VPC CIDR of a private cloud database)."""
     resolution: Optional[str] = None
     """``DNS`` or ``NONE``; default: NONE with addresses, DNS without."""
@@ -102,5 +102,6 @@ class ExternalService(pulumi.ComponentResource):
     def __init__(self, name: str, args: ExternalServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("mesh", "ExternalService"), name, None, opts)
         custom_resource(f"{name}-se", service_entry(args), child_opts(self, inherited_depends_on(opts)))
-        self.hosts = pulumi.Output.from_input(list(args.hosts))
+        # from_input unwraps the Outputs inside the list; its typing keeps them (Output[list[Input[str]]]).
+        self.hosts = cast(pulumi.Output[list[str]], pulumi.Output.from_input(list(args.hosts)))
         self.register_outputs({"hosts": self.hosts})

@@ -50,8 +50,7 @@ from cnplatform.mesh.istio_spec import (  # noqa: F401  (re-exported)
 from cnplatform.mesh.service_policy import ServiceMeshObjects, ServiceMeshPolicyArgs, create_service_mesh_policy
 from cnplatform.naming import type_token
 from cnplatform.netpolicy import create_network_policies, istio_system_policies
-from cnplatform.options import inherited_depends_on
-
+from cnplatform.options import as_secret, inherited_depends_on
 
 
 @dataclass
@@ -93,7 +92,8 @@ class IstioMeshArgs:
     hold_application_until_proxy_starts: bool = True
     """Start app containers only once the sidecar is ready."""
     charts_dir: Optional[str] = None
-    """Directory of unpacked charts (air-gapped installs): each chart is loaded from ``<charts_dir>/istio-<chart>`` (``istiod``: ``<charts_dir>/istiod``) instead of the repository."""
+    """Directory of unpacked charts (air-gapped installs): each chart is loaded from
+    ``<charts_dir>/istio-<chart>`` (``istiod``: ``<charts_dir>/istiod``) instead of the repository."""
     gateway_replicas: int = 1
     """Ingress (and east-west) gateway replicas / HPA minimum; > 1 also renders a PodDisruptionBudget."""
     gateway_autoscale_max: int = 1
@@ -156,7 +156,8 @@ class IstioMeshArgs:
     priority_class_name: Optional[str] = None
     """PriorityClass of istiod and the gateways (it must exist; none: no class); the CNI agent keeps its own."""
     acme_http01: bool = False
-    """The gateway certificate is issued by ACME HTTP-01: HTTP serves ``/.well-known/acme-challenge/`` and redirects the rest."""
+    """The gateway certificate is issued by ACME HTTP-01: HTTP serves ``/.well-known/acme-challenge/`` and
+    redirects the rest."""
     root_cert_pem: Optional[pulumi.Input[str]] = None
     """Root CA certificate shared by the clusters of the mesh (None: a root for this mesh alone)."""
     root_key_pem: Optional[pulumi.Input[str]] = None
@@ -261,7 +262,7 @@ class IstioMesh(pulumi.ComponentResource):
             token = k8s.core.v1.Secret(
                 f"{name}-reader-token", metadata=reader_token_metadata(ns_name),
                 type="kubernetes.io/service-account-token", opts=child_opts(self, deps, base))
-            self.reader_token = pulumi.Output.secret(token.data.apply(token_of))
+            self.reader_token = as_secret(token.data.apply(token_of))
         self._publish(namespace)
 
     def _cacerts(self, name: str, args: IstioMeshArgs, deps: list,
@@ -277,7 +278,7 @@ class IstioMesh(pulumi.ComponentResource):
             f"{name}-cacerts",
             metadata=metadata(CACERTS_SECRET, namespace=v.ISTIO_NAMESPACE),
             type="Opaque",
-            string_data=pulumi.Output.secret(
+            string_data=as_secret(
                 pulumi.Output.all(ca_cert, ca_key, root_cert).apply(lambda t: cacerts_data(*t))),
             opts=child_opts(self, deps, namespace))
 
@@ -345,7 +346,7 @@ class IstioMesh(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         names = self_signed_names(args.ingress_hosts)
         key = tls.PrivateKey(f"{name}-ingress-tls-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        key_pem = pulumi.Output.secret(key.private_key_pem)
+        key_pem = as_secret(key.private_key_pem)
         cert = tls.SelfSignedCert(
             f"{name}-ingress-tls-cert",
             private_key_pem=key_pem,
@@ -359,7 +360,7 @@ class IstioMesh(pulumi.ComponentResource):
             f"{name}-ingress-tls",
             metadata=metadata(args.tls_secret_name, v.ISTIO_NAMESPACE),
             type="kubernetes.io/tls",
-            string_data=pulumi.Output.secret(
+            string_data=as_secret(
                 pulumi.Output.all(cert.cert_pem, key_pem).apply(lambda t: {"tls.crt": t[0], "tls.key": t[1]})),
             opts=opts)
 

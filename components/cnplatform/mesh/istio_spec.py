@@ -6,7 +6,7 @@ Tests call these without a Pulumi engine; :mod:`cnplatform.mesh.istio` registers
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from cnplatform.mesh import values as v
 from cnplatform.mesh._resources import MESH_LABELS, metadata
@@ -66,7 +66,7 @@ def reader_token_metadata(namespace: str) -> dict:
                     annotations={"kubernetes.io/service-account.name": v.READER_SERVICE_ACCOUNT})
 
 
-def token_of(data: Optional[dict]) -> str:
+def token_of(data: Optional[Mapping[str, str]]) -> str:
     """The token of a service-account-token Secret's ``data`` (base64), empty until the API fills it."""
     token = (data or {}).get("token")
     return base64.b64decode(token).decode() if token else ""

@@ -16,7 +16,7 @@ from cnplatform import validation as _v
 from cnplatform.mesh._resources import child_opts, metadata
 from cnplatform.mesh.values import ISTIO_NAMESPACE
 from cnplatform.naming import type_token
-from cnplatform.options import inherited_depends_on
+from cnplatform.options import as_secret, inherited_depends_on
 
 MULTICLUSTER_LABEL = {"istio/multiCluster": "true"}
 
@@ -80,7 +80,7 @@ class RemoteSecret(pulumi.ComponentResource):
             metadata=metadata(remote_secret_name(cluster), args.namespace, labels=MULTICLUSTER_LABEL,
                               annotations={"networking.istio.io/cluster": cluster}),
             type="Opaque",
-            string_data=pulumi.Output.secret(kubeconfig.apply(lambda k: {cluster: k})),
+            string_data=as_secret(kubeconfig.apply(lambda k: {cluster: k})),
             opts=child_opts(self, inherited_depends_on(opts)))
         self.secret_name = pulumi.Output.from_input(remote_secret_name(cluster))
         self.register_outputs({"secret_name": self.secret_name})

@@ -309,9 +309,11 @@ def eastwest_service(args: "IstioMeshArgs") -> dict:
         service["annotations"] = dict(args.load_balancer_annotations)
         if not internal_load_balancer(args.load_balancer_annotations):
             ranges = args.east_west_source_ranges
-            plain = ranges is None or isinstance(ranges, (list, tuple))
-            service["loadBalancerSourceRanges"] = (require_source_ranges(list(ranges or [])) if plain
-                                                   else pulumi.Output.from_input(ranges).apply(require_source_ranges))
+            if ranges is None or isinstance(ranges, (list, tuple)):
+                service["loadBalancerSourceRanges"] = require_source_ranges(list(ranges or []))
+            else:
+                unresolved: pulumi.Output[list[str]] = pulumi.Output.from_input(ranges)
+                service["loadBalancerSourceRanges"] = unresolved.apply(require_source_ranges)
     return service
 
 

@@ -218,9 +218,9 @@ class Microservice(pulumi.ComponentResource):
                                                opts=child)
         hpa = spec.hpa_spec(args)
         if hpa is not None:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa", metadata=meta(), spec=hpa,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, self.deployment]))
+            # Not after the Deployment: the HPA controller retries a scale target that does not exist yet,
+            # and waiting for the rollout only made the HPA the last link of every cluster's critical path.
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(f"{name}-hpa", metadata=meta(), spec=hpa, opts=child)
         pdb = spec.pdb_spec(args)
         if pdb is not None:
             k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=meta(), spec=pdb, opts=child)

@@ -101,7 +101,7 @@ def container_env(args: "MicroserviceArgs") -> list[dict]:
     secret = effective_secret_env(args)
     for name in secret:
         plain.pop(name, None)
-    env = [{"name": "PORT", "value": str(args.port)}]
+    env: list[dict[str, Any]] = [{"name": "PORT", "value": str(args.port)}]
     env += [{"name": k, "value": plain[k]} for k in sorted(plain) if k != "PORT"]
     env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key}}}
             for k, (s, key) in sorted(secret.items())]

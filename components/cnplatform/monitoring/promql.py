@@ -26,7 +26,8 @@ DURATION_HISTOGRAM = "http_request_duration_seconds"
 #: Bucket boundaries (seconds) of ``http_request_duration_seconds`` the services export
 #: (``services/common/svc_common/metrics.py`` LATENCY_BUCKETS). The latency SLO can only be evaluated
 #: exactly at one of these boundaries: see :func:`latency_bucket`.
-DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.8, 1.0, 2.5, 5.0, 10.0)
+DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.8, 1.0, 2.5, 5.0, 10.0)
 
 #: Labels every SLO series is aggregated to (and alerts carry; inhibition matches on them).
 SLO_LABELS = ("namespace", "service")
@@ -263,7 +264,8 @@ def slo_rule_group(slo: ServiceSlo, interval: Optional[str] = "1m") -> dict:
                     f"{fmt(budget)} ({windows})."),
             },
         })
-    slow_text = f"{bucket.ms}ms" + ("" if bucket.exact else f" (SLO {slo.latency_ms}ms rounded down to a histogram bucket)")
+    rounded = "" if bucket.exact else f" (SLO {slo.latency_ms}ms rounded down to a histogram bucket)"
+    slow_text = f"{bucket.ms}ms{rounded}"
     rules.append({
         "alert": LATENCY_ALERT,
         "expr": latency_alert_expr(ns, svc, slo.latency_target),

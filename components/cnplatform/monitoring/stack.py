@@ -47,7 +47,7 @@ from cnplatform.monitoring.values import (
 )
 from cnplatform.naming import type_token
 from cnplatform.netpolicy import create_network_policies, monitoring_policies, node_exporter_policies
-from cnplatform.options import inherited_depends_on
+from cnplatform.options import as_secret, inherited_depends_on
 
 
 class MonitoringStack(pulumi.ComponentResource):
@@ -108,7 +108,7 @@ class MonitoringStack(pulumi.ComponentResource):
             f"{name}-grafana-admin",
             metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE, "labels": LABELS},
             type="Opaque",
-            string_data=pulumi.Output.secret(password.result).apply(
+            string_data=as_secret(password.result).apply(
                 lambda pw: {GRAFANA_ADMIN_USER_KEY: "admin", GRAFANA_ADMIN_PASSWORD_KEY: pw}),
             opts=in_ns,
         )
@@ -126,7 +126,7 @@ class MonitoringStack(pulumi.ComponentResource):
         if missing:
             raise ValueError(f"no credential for receiver(s) {', '.join(missing)}")
         credentials = {r.name: args.receiver_secrets[r.name] for r in args.receivers}
-        data = pulumi.Output.secret(pulumi.Output.all(**credentials))
+        data = as_secret(pulumi.Output.all(**credentials))
         return k8s.core.v1.Secret(
             f"{name}-alertmanager-receivers",
             metadata={"name": RECEIVERS_SECRET, "namespace": NAMESPACE, "labels": LABELS},

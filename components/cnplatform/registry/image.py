@@ -15,13 +15,16 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pulumi
 
 from cnplatform import validation as _v
 from cnplatform.naming import type_token
 from cnplatform.options import inherited_depends_on
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pulumi_gcp.artifactregistry import RepositoryCleanupPolicyArgsDict
 
 
 def local_build_command(image: str, dockerfile: str, context: str, platform: Optional[str] = None,
@@ -53,7 +56,7 @@ def artifact_registry_url(region: str, project: str, repository: str) -> str:
     return f"{artifact_registry_host(region)}/{project}/{repository}"
 
 
-def artifact_cleanup_policies(keep: int) -> list[dict]:
+def artifact_cleanup_policies(keep: int) -> list[RepositoryCleanupPolicyArgsDict]:
     """Artifact Registry cleanup: KEEP wins over DELETE, so all but the ``keep`` most recent versions go."""
     return [
         {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": keep}},

@@ -65,6 +65,8 @@ class Registration:
     custom: bool
     provider: str
     providers: dict[str, str]
+    #: Every resource it waits for (the request's ``dependencies``: explicit ``depends_on`` and the
+    #: resources whose Outputs feed its inputs, local components expanded to their resources).
     depends_on: list[str]
     protect: bool
     #: The inputs as sent (serialized protobuf Struct) and the mock state the monitor holds, decoded
@@ -78,6 +80,12 @@ class Registration:
     additional_secret_outputs: tuple[str, ...] = ()
     #: Registration order (the program's own order; ``Capture.resources`` is sorted by URN).
     seq: int = 0
+    #: Those of ``depends_on`` that feed an input (the request's ``propertyDependencies``, every
+    #: property's); the others are explicit ``depends_on``.
+    property_dependencies: tuple[str, ...] = ()
+    #: A remote component (e.g. a Helm v4 ``Chart``): its provider creates its children, and its
+    #: registration returns once they exist.
+    remote: bool = False
 
     @cached_property
     def inputs(self) -> dict:
@@ -124,6 +132,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             id=response.id, seq=len(self.registrations),
             delete_before_replace=request.deleteBeforeReplace,
             additional_secret_outputs=tuple(request.additionalSecretOutputs),
+            property_dependencies=tuple(sorted({sys.intern(u) for deps in request.propertyDependencies.values()
+                                                for u in deps.urns})),
+            remote=request.remote,
         )
         # The state lives on as wire bytes above (a fraction of the dicts' size at hundreds of services).
         self.resources[urn] = self.resources[urn]._replace(state={})

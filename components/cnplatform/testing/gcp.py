@@ -178,7 +178,8 @@ def _sql_instance(name: str, inputs: dict) -> dict:
     return {"__id": inst, "name": inst, "connectionName": f"{project}:{region}:{inst}",
             "privateIpAddress": ip, "ipAddresses": [{"ipAddress": ip, "type": "PRIVATE"}],
             "selfLink": f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{inst}",
-            "serviceAccountEmailAddress": f"p{project_number(project)}-{_hex(inst, 6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
+            "serviceAccountEmailAddress":
+                f"p{project_number(project)}-{_hex(inst, 6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
             "serverCaCerts": [{"cert": fake_pem("CERTIFICATE", f"{inst}-server-ca"), "commonName": f"C={inst}",
                                "sha1Fingerprint": _hex(inst + "-ca", 40)}]}
 

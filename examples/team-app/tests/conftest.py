@@ -1,16 +1,11 @@
-"""Run team-app's program under Pulumi mocks, with the platform stack's outputs mocked.
-
-Self-contained (pulumi + cnplatform only): the same tests run from the consumer venv, where only
-the installed library exists. A StackReference is a read of ``pulumi:pulumi:StackReference``; the
-mock answers with the platform's ``outputs`` and ``secretOutputNames``.
-"""
+"""team-app's tests run its program with the library's harness (``cnplatform.testing.run_component``):
+only what the platform stack exports is mocked here. Self-contained (pulumi + cnplatform only), so the
+same tests run from the consumer venv, where only the installed library exists."""
 import json
-from dataclasses import dataclass, field
 
-import pulumi
 import pytest
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
+
+from cnplatform.testing import Secret
 
 ZONES = {"dev": ["local"], "prod-eks": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
          "prod-gke": ["europe-west4-a", "europe-west4-b", "europe-west4-c"]}
@@ -37,120 +32,10 @@ def platform_outputs(stack: str) -> dict:
     return {"tier": stack, "clusters": clusters, "kubeconfigs": {n: kubeconfig(n) for n in names}}
 
 
-class Secret:
-    def __init__(self, value):
-        self.value = value
-
-
-def _capture(value):
-    if rpc.is_rpc_secret(value):
-        return Secret(_capture(rpc.unwrap_rpc_secret(value)))
-    if isinstance(value, dict):
-        return {k: _capture(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_capture(v) for v in value]
-    return value
-
-
-def plain(value):
-    if isinstance(value, Secret):
-        return plain(value.value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-@dataclass
-class Resource:
-    type: str
-    name: str
-    urn: str
-    provider: str
-    inputs: dict
-
-    @property
-    def manifest(self) -> dict:
-        return plain(self.inputs)
-
-
-@dataclass
-class Run:
-    resources: list[Resource] = field(default_factory=list)
-    outputs: dict = field(default_factory=dict)
-    reads: list[str] = field(default_factory=list)
-
-    def of(self, type_suffix: str) -> list[Resource]:
-        return [r for r in self.resources if r.type.endswith(":" + type_suffix)]
-
-    def one(self, type_suffix: str, name: str) -> Resource:
-        [found] = [r for r in self.of(type_suffix) if r.name == name]
-        return found
-
-
-class PlatformMocks(pulumi_mocks.Mocks):
-    def __init__(self, outputs: dict):
-        self.outputs = outputs
-
-    def new_resource(self, args):
-        if args.typ == "pulumi:pulumi:StackReference":
-            return args.name, {"name": args.name, "outputs": self.outputs, "secretOutputNames": ["kubeconfigs"]}
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args):
-        return {}
-
-
-class Monitor(pulumi_mocks.MockMonitor):
-    """Records every registration with its provider and secret-marked inputs."""
-
-    def __init__(self, mocks, run: Run):
-        super().__init__(mocks)
-        self.run = run
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            inputs = _capture(rpc.deserialize_properties(request.object, keep_unknowns=True))
-            self.run.resources.append(Resource(request.type, request.name, response.urn, request.provider, inputs))
-        return response
-
-    def ReadResource(self, request):
-        self.run.reads.append(request.type)
-        return super().ReadResource(request)
-
-
-@pytest.fixture
-def run_app():
-    """run_app(settings, platform_stack="dev") -> Run (resources + resolved stack outputs)."""
-    def run(settings, platform_stack: str = "dev") -> Run:
-        import team_app
-
-        result = Run()
-        mocks = PlatformMocks(platform_outputs(platform_stack))
-        pulumi_mocks.set_mocks(mocks, project="team-app", stack="dev", preview=False,
-                               monitor=Monitor(mocks, result))
-
-        @pulumi.runtime.test
-        def program():
-            outputs = team_app.deploy(settings)
-            return pulumi.Output.all(**outputs).apply(result.outputs.update)
-
-        program()
-        return result
-    return run
-
-
-@pytest.fixture(autouse=True)
-def _fresh_event_loop():
-    """Each program run gets its own event loop (the Pulumi SDK caches one per thread)."""
-    import asyncio
-
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    yield
+def platform_stack(stack: str) -> dict:
+    """The platform stack as a StackReference reads it: ``kubeconfigs`` is a secret output."""
+    outputs = platform_outputs(stack)
+    return {**outputs, "kubeconfigs": Secret(outputs["kubeconfigs"])}
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ def eks_args(cfg: StackConfig, cluster: ClusterConfig, api_clients=()) -> EksClu
     aws = cluster.aws
     return EksClusterArgs(
         region=cluster.region, kubernetes_version=cluster.kubernetes_version, zones=list(cluster.zones),
-        vpc_cidr=aws.vpc_cidr, nat_per_zone=aws.nat_per_zone if aws.nat_per_zone is not None else cfg.defaults.aws_nat_per_zone,
+        vpc_cidr=aws.vpc_cidr,
+        nat_per_zone=aws.nat_per_zone if aws.nat_per_zone is not None else cfg.defaults.aws_nat_per_zone,
         public_access_cidrs=list(aws.public_access_cidrs), admin_role_arns=list(aws.admin_role_arns),
         deployer_role_arns=list(aws.deployer_role_arns), api_clients=api_clients,
         system_machine_type=aws.system_machine_type, system_min_size=aws.system_min_size,

@@ -57,5 +57,6 @@ def deploy(ctx: ClusterContext) -> None:
         TlsCertificateArgs(namespace=GATEWAY_NAMESPACE, secret_name=tls_secret_name(cfg),
                            issuer_name=cert_manager.issuer_name, dns_names=names),
         # The chart (CRDs + a ready webhook) and the issuer first; istio-system comes from the mesh.
-        opts=ctx.k8s_opts(cert_manager.chart, *cert_manager.issuers, *([ctx.mesh.namespace_resource] if ctx.mesh else [])),
+        opts=ctx.k8s_opts(cert_manager.chart, *cert_manager.issuers,
+                          *([ctx.mesh.namespace_resource] if ctx.mesh else [])),
     )
