@@ -223,3 +223,38 @@ def test_an_hpa_does_not_wait_for_the_rollout_of_its_deployment(rendered, stack)
         assert deployment not in hpa["depends_on"], hpa["name"]
     ends = json.loads((rendered(stack) / "critical_path.json").read_text())["clusters"]
     assert all(c["chain"][-1]["type"] != hpas[0]["type"] for c in ends.values())
+
+
+def _plan(rendered, stack: str) -> dict:
+    return json.loads((rendered(stack) / "plan.json").read_text())
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_dashboards_wait_for_their_namespace_not_for_the_monitoring_chart(rendered, stack):
+    """Grafana's sidecar picks up a labelled ConfigMap whenever it appears: no CRD, no chart needed."""
+    dashboards = [r for r in _plan(rendered, stack)["resources"]
+                  if r["type"] == "kubernetes:core/v1:ConfigMap" and r["name"].endswith("-dashboard")]
+    assert dashboards
+    for r in dashboards:
+        assert r["depends_on"] and all(d.endswith("-monitoring-ns") for d in r["depends_on"]), r["name"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_mesh_waits_for_the_app_namespaces_not_their_policies(rendered, stack):
+    plan = _plan(rendered, stack)
+    meshes = [r for r in plan["resources"] if r["type"] == "cnplatform:mesh:IstioMesh"]
+    assert meshes
+    for mesh in meshes:
+        assert mesh["depends_on"] and not any("NetworkPolicy" in d for d in mesh["depends_on"]), mesh["name"]
+        assert any("Namespace::" in d and "baseline-ns" in d for d in mesh["depends_on"]), mesh["name"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_gcp_registry_and_cloud_sql_peering_do_not_wait_for_the_node_pools(rendered, stack):
+    """A registry and a VPC peering need nothing on the cluster: created alongside it, not after it."""
+    plan = _plan(rendered, stack)
+    types = ("cnplatform:registry:ArtifactRepository", "cnplatform:database:CloudSqlPrivateAccess")
+    found = [r for r in plan["resources"] if r["type"] in types]
+    assert {r["type"] for r in found} == set(types)
+    for r in found:
+        assert not any("NodePool" in d or "nodePool" in d for d in r["depends_on"]), (r["name"], r["depends_on"])

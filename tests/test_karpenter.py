@@ -96,7 +96,7 @@ def test_node_pool_and_node_class_from_config(prod):
         "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class["metadata"]["name"]}
     spec = node_class["spec"]
     assert spec["role"] == f"{CLUSTER}-karpenter-node"
-    assert spec["amiSelectorTerms"] == [{"alias": "al2023@latest"}]
+    assert spec["amiSelectorTerms"] == [{"alias": cfg.ami_alias}] and cfg.ami_alias != "al2023@latest"
     discovery = [{"tags": {"karpenter.sh/discovery": CLUSTER}}]
     assert spec["subnetSelectorTerms"] == discovery and spec["securityGroupSelectorTerms"] == discovery
     assert spec["metadataOptions"]["httpTokens"] == "required"

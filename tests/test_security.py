@@ -288,6 +288,9 @@ def test_prod_warns_about_an_unpinned_karpenter_ami():
     cfg.addons.karpenter.ami_alias = "al2023@v20251103"
     assert karpenter_warnings(cfg) == []
     assert karpenter_warnings(config_of("staging")) == []
+    # Our own prod stack pins it.
+    assert config_of("prod").addons.karpenter.ami_alias == "al2023@v20260903"
+    assert karpenter_warnings(config_of("prod")) == []
 
 
 # ------------------------------------------------------------------------ 3: CI (Jenkins part)

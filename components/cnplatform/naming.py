@@ -28,6 +28,17 @@ def app_labels(name: str, component: str = "service", version: str | None = None
     return labels
 
 
+def pod_security_labels(level: str, audit: str | None = None) -> dict[str, str]:
+    """The Pod Security Admission labels of a namespace: ``level`` enforced (latest policy version) and
+    warned, audited at ``audit`` (default: the same level). The one definition every namespace uses."""
+    return {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/audit": audit or level,
+        "pod-security.kubernetes.io/warn": level,
+    }
+
+
 def selector_labels(name: str) -> dict[str, str]:
     """The stable subset used in selectors (never includes the version)."""
     return {"app.kubernetes.io/name": name}

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from cnplatform import validation as v
 from cnplatform.database.spec import MYSQL_VERSIONS
+from cnplatform.monitoring.promql import SLO_AVAILABILITY, SLO_LATENCY_MS, SLO_LATENCY_TARGET
 from cnplatform.quantity import parse_quantity
 from cnplatform.validation import ENV_NAME, dns_label, quantity
 from stacks.config.base import (
@@ -94,11 +95,11 @@ class DatabaseSpec(Strict):
 
 class Slo(Strict):
     #: Availability objective in percent over 30 days (e.g. 99.9).
-    availability: float = Field(99.9, gt=50, lt=100)
+    availability: float = Field(SLO_AVAILABILITY, gt=50, lt=100)
     #: Requests slower than this count against the latency objective.
-    latency_ms: int = Field(300, gt=0)
+    latency_ms: int = Field(SLO_LATENCY_MS, gt=0)
     #: Share of requests (percent) that must be faster than ``latency_ms``.
-    latency_target: float = Field(99.0, gt=50, lt=100)
+    latency_target: float = Field(SLO_LATENCY_TARGET, gt=50, lt=100)
 
 
 class Autoscaling(Strict):

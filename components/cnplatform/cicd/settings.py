@@ -11,7 +11,7 @@ from typing import Any, Optional
 import pulumi
 
 from cnplatform import validation as _v
-from cnplatform.naming import MANAGED_BY, PART_OF
+from cnplatform.naming import MANAGED_BY, PART_OF, pod_security_labels
 
 CHART = "jenkins"
 CHART_VERSION = "5.9.53"
@@ -158,10 +158,7 @@ def namespace_labels(args: JenkinsArgs) -> dict[str, str]:
     return {
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/part-of": PART_OF,
-        "pod-security.kubernetes.io/enforce": args.pod_security,
-        "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/warn": args.pod_security,
-        "pod-security.kubernetes.io/audit": "restricted",
+        **pod_security_labels(args.pod_security, audit="restricted"),
         "istio-injection": "enabled" if args.mesh_injection else "disabled",
     }
 

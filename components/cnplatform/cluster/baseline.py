@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cnplatform import validation as _v
-from cnplatform.naming import MANAGED_BY, type_token
+from cnplatform.naming import MANAGED_BY, pod_security_labels, type_token
 
 
 @dataclass
@@ -38,10 +38,7 @@ class ClusterBaselineArgs:
 def namespace_labels(ns: NamespaceSpec, mesh_injection: bool) -> dict[str, str]:
     labels = {
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "pod-security.kubernetes.io/enforce": ns.pod_security,
-        "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/audit": ns.pod_security,
-        "pod-security.kubernetes.io/warn": ns.pod_security,
+        **pod_security_labels(ns.pod_security),
     }
     if mesh_injection:
         labels["istio-injection"] = "enabled"

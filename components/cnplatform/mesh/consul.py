@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 from cnplatform import validation as _v
 from cnplatform.mesh import values as v
 from cnplatform.mesh._resources import MESH_LABELS, child_opts
-from cnplatform.naming import type_token
+from cnplatform.naming import pod_security_labels, type_token
 from cnplatform.options import inherited_depends_on
 
 
@@ -57,9 +57,7 @@ class ConsulCatalogSync(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata={"name": v.CONSUL_NAMESPACE, "labels": {
-                **MESH_LABELS, "pod-security.kubernetes.io/enforce": level,
-                "pod-security.kubernetes.io/enforce-version": "latest",
-                "pod-security.kubernetes.io/audit": level, "pod-security.kubernetes.io/warn": level}},
+                **MESH_LABELS, **pod_security_labels(level)}},
             opts=child_opts(self, deps))
         self.chart = k8s.helm.v4.Chart(
             f"{name}-chart",

@@ -17,6 +17,7 @@ from cnplatform.mesh.gateways import (
     public_gateway,
     public_http_gateway,
 )
+from cnplatform.naming import pod_security_labels
 
 if TYPE_CHECKING:
     from cnplatform.mesh.istio import IstioMeshArgs
@@ -29,10 +30,7 @@ def namespace_labels(args: IstioMeshArgs) -> dict[str, str]:
     level = args.pod_security
     return {
         **MESH_LABELS,
-        "pod-security.kubernetes.io/enforce": level,
-        "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/audit": level,
-        "pod-security.kubernetes.io/warn": level,
+        **pod_security_labels(level),
         # Multi-network: istiod learns the cluster's network from its namespace.
         "topology.istio.io/network": args.network,
     }

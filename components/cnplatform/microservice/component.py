@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from cnplatform import validation as _v
 from cnplatform.microservice import spec
+from cnplatform.monitoring.promql import SLO_AVAILABILITY, SLO_LATENCY_MS, SLO_LATENCY_TARGET
 from cnplatform.naming import app_labels, selector_labels, type_token
 from cnplatform.options import inherited_depends_on
 
@@ -109,11 +110,11 @@ class MicroserviceArgs:
     """ConfigMap (key ``ca.pem``) mounted read-only at ``/etc/mysql-ca`` holding that bundle (None: in the image)."""
     database_verify_identity: bool = False
     """The server certificate names ``database_host``: verify the host name too (``MYSQL_SSL_VERIFY_IDENTITY``)."""
-    slo_availability: float = 99.9
+    slo_availability: float = SLO_AVAILABILITY
     """Availability objective, percent over 30 days (output for monitoring)."""
-    slo_latency_ms: int = 300
+    slo_latency_ms: int = SLO_LATENCY_MS
     """Latency threshold in ms (output for monitoring)."""
-    slo_latency_target: float = 99.0
+    slo_latency_target: float = SLO_LATENCY_TARGET
     """Percent of requests that must be faster than ``slo_latency_ms`` (output for monitoring)."""
     canary_image: Optional[pulumi.Input[str]] = None
     """Image of a canary; with ``canary_weight`` > 0 a ``<name>-canary`` Deployment (1 replica) runs it."""

@@ -221,6 +221,13 @@ def latency_alert_expr(namespace: str, service: str, latency_target: float) -> s
 # --------------------------------------------------------------------------------- rule group
 
 
+#: The SLO defaults every layer uses (the stack config, Microservice, ServiceMonitoring, MonitoringStack):
+#: 99.9% of requests succeed over 30 days, 99% of them faster than 300 ms.
+SLO_AVAILABILITY = 99.9
+SLO_LATENCY_MS = 300
+SLO_LATENCY_TARGET = 99.0
+
+
 @dataclass(frozen=True)
 class ServiceSlo:
     """What the rules of one service are generated from (plain config values)."""

@@ -14,7 +14,14 @@ from cnplatform.monitoring.dashboards import (
     dashboard_json,
     service_dashboard,
 )
-from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS, ServiceSlo, slo_rule_group
+from cnplatform.monitoring.promql import (
+    DEFAULT_LATENCY_BUCKETS,
+    SLO_AVAILABILITY,
+    SLO_LATENCY_MS,
+    SLO_LATENCY_TARGET,
+    ServiceSlo,
+    slo_rule_group,
+)
 from cnplatform.monitoring.scrape import service_monitor_spec
 from cnplatform.monitoring.values import NAMESPACE, SCRAPE_SELECTOR
 from cnplatform.naming import MANAGED_BY, type_token
@@ -49,11 +56,11 @@ class ServiceMonitoringArgs:
     """Service name (= its Service, ServiceAccount and ``app.kubernetes.io/name``)."""
     namespace: str = "shop"
     """Namespace the service runs in."""
-    availability: float = 99.9
+    availability: float = SLO_AVAILABILITY
     """Availability objective in percent over 30 days."""
-    latency_ms: int = 300
+    latency_ms: int = SLO_LATENCY_MS
     """Requests slower than this count against the latency objective."""
-    latency_target: float = 99.0
+    latency_target: float = SLO_LATENCY_TARGET
     """Percent of requests that must be faster than ``latency_ms``."""
     latency_buckets: list[float] = field(default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS))
     """Bucket boundaries (seconds) of the service's ``http_request_duration_seconds`` histogram."""
@@ -85,10 +92,12 @@ class ServiceMonitoringObjects:
     dashboard_uid: str
 
 
-def create_service_monitoring(name: str, args: ServiceMonitoringArgs,
-                              opts: pulumi.ResourceOptions) -> ServiceMonitoringObjects:
+def create_service_monitoring(name: str, args: ServiceMonitoringArgs, opts: pulumi.ResourceOptions,
+                              dashboard_opts: Optional[pulumi.ResourceOptions] = None) -> ServiceMonitoringObjects:
     """Register one service's ServiceMonitor, dashboard and rules with ``opts`` (parent and dependencies
-    included). Used by :class:`ServiceMonitoring` and by :class:`~cnplatform.monitoring.stack.MonitoringStack`
+    included; the dashboard ConfigMap with ``dashboard_opts`` when given: it is a plain ConfigMap that
+    Grafana's sidecar picks up whenever it appears, so it needs the namespace, not the chart's CRDs).
+    Used by :class:`ServiceMonitoring` and by :class:`~cnplatform.monitoring.stack.MonitoringStack`
     for each of its ``services`` (there without a component per service, which would add a
     registration to every service's three objects)."""
     svc, ns = args.service, args.monitoring_namespace
@@ -107,7 +116,7 @@ def create_service_monitoring(name: str, args: ServiceMonitoringArgs,
         metadata={"name": dashboard_configmap_name(svc), "namespace": ns,
                   "labels": {**labels, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}},
         data={f"{svc}.json": dashboard_json(dashboard)},
-        opts=opts,
+        opts=dashboard_opts or opts,
     )
     group = slo_rule_group(slo)
     rules = k8s.apiextensions.CustomResource(

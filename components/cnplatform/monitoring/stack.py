@@ -90,7 +90,8 @@ class MonitoringStack(pulumi.ComponentResource):
         )
         after_chart = pulumi.ResourceOptions(parent=self, depends_on=[self.chart])
         self.services = {svc.name: create_service_monitoring(f"{name}-{svc.name}", service_monitoring_args(svc, args),
-                                                             after_chart) for svc in args.services}
+                                                             after_chart, dashboard_opts=in_ns)
+                         for svc in args.services}
         if args.mesh:
             self._mesh_telemetry(name, args, in_ns, after_chart)
         if args.expose_grafana:

@@ -14,7 +14,7 @@ from cnplatform import validation as _v
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.cluster.priority import priority_class_name
 from cnplatform.monitoring.alerting import ReceiverSpec
-from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS
+from cnplatform.monitoring.promql import DEFAULT_LATENCY_BUCKETS, SLO_AVAILABILITY, SLO_LATENCY_MS, SLO_LATENCY_TARGET
 from cnplatform.monitoring.service import ServiceMonitoringArgs
 from cnplatform.monitoring.values import (
     GRAFANA_PORT,
@@ -42,11 +42,11 @@ class MonitoredService:
     """Service name."""
     namespace: str = "shop"
     """Its namespace (Service ``<name>``, port ``http``, ``/metrics``: the naming conventions)."""
-    availability: float = 99.9
+    availability: float = SLO_AVAILABILITY
     """Availability objective (percent, 30 days)."""
-    latency_ms: int = 300
+    latency_ms: int = SLO_LATENCY_MS
     """Latency threshold of the latency objective."""
-    latency_target: float = 99.0
+    latency_target: float = SLO_LATENCY_TARGET
     """Percent of requests faster than ``latency_ms``."""
 
 

@@ -195,8 +195,8 @@ class Capture:
         return self._by_urn
 
     @staticmethod
-    def _owning_cluster(reg: Registration, index: dict) -> Optional[str]:
-        node = reg
+    def _owning_cluster(reg: Registration, index: dict[str, Registration]) -> Optional[str]:
+        node: Optional[Registration] = reg
         while node is not None:
             if node.type.startswith("cnplatform:cluster:") and node.type.endswith("Cluster"):
                 return node.name

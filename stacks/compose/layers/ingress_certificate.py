@@ -12,12 +12,12 @@ from cnplatform.addons.certificate import (
     TlsCertificateArgs,
     dns_names_for,
 )
+from cnplatform.mesh.istio_spec import DEFAULT_TLS_SECRET
 from stacks.compose.context import ClusterContext
 from stacks.compose.layers.addons import issuer_type
 from stacks.config import ClusterConfig, StackConfig
 
 GATEWAY_NAMESPACE = "istio-system"
-DEFAULT_TLS_SECRET = "ingress-gateway-tls"
 #: Name of the gateway certificate when the ingress accepts any host (``hosts: ["*"]``):
 #: ``*.localtest.me`` resolves to 127.0.0.1, where kind publishes the gateway's HTTPS port.
 LOCAL_INGRESS_HOST = "shop.localtest.me"

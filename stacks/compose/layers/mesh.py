@@ -211,13 +211,15 @@ def deploy(ctx: ClusterContext) -> None:
     args.root_cert_pem, args.root_key_pem = root.cert_pem, root.private_key_pem
     if args.east_west_gateway:
         args.east_west_source_ranges = peer_egress(ctx)
-    # After the baseline: the app namespaces get their allow-nothing policies here.
-    mesh = IstioMesh(f"{ctx.name}-mesh", args, opts=ctx.k8s_opts(ctx.baseline))
+    # After the app namespaces (they get their allow-nothing policies here), not the whole baseline:
+    # nothing of the mesh needs the namespaces' default-deny NetworkPolicies to exist first.
+    app_namespaces = list(ctx.baseline.namespaces.values())
+    mesh = IstioMesh(f"{ctx.name}-mesh", args, opts=ctx.k8s_opts(*app_namespaces))
     ctx.mesh = mesh
 
     if cfg.mesh.consul:
         ctx.consul = ConsulCatalogSync(f"{ctx.name}-consul", consul_args(cfg, ctx.cluster_cfg),
-                                                opts=ctx.k8s_opts(ctx.baseline))
+                                                opts=ctx.k8s_opts(*app_namespaces))
 
     if mesh.reader_token is not None:
         _exchange_remote_secrets(ctx, mesh)

@@ -87,6 +87,14 @@ def _cloud_opts(ctx: ClusterContext, *depends_on: pulumi.Resource) -> pulumi.Res
     return opts
 
 
+def _cloud_only_opts(ctx: ClusterContext) -> pulumi.ResourceOptions:
+    """Cloud resources that need nothing on the cluster (a registry, the VPC peering for Cloud SQL): the
+    cloud provider only, so they are created alongside the cluster instead of after its node pools."""
+    if ctx.cluster.cloud_provider is None:
+        return pulumi.ResourceOptions()
+    return pulumi.ResourceOptions(providers=[ctx.cluster.cloud_provider])
+
+
 def _registry_repository(ctx: ClusterContext) -> str:
     """The GKE cluster's repository id (its ``registry_url`` ends with it; its nodes may pull from it)."""
     return ctx.cluster.registry_repository or "platform"
@@ -99,7 +107,7 @@ def _artifact_repository(ctx: ClusterContext) -> ArtifactRepository:
         ctx.artifact_repository = ArtifactRepository(f"{ctx.name}-registry", ArtifactRepositoryArgs(
             project=cc.gcp.project, region=cc.region,
             repository=_registry_repository(ctx), keep_images=KEEP_IMAGES,
-        ), opts=_cloud_opts(ctx))
+        ), opts=_cloud_only_opts(ctx))
     return ctx.artifact_repository
 
 
@@ -132,7 +140,7 @@ def _private_access(ctx: ClusterContext) -> tuple[Optional[pulumi.Resource], Any
         purpose = "Cloud SQL private IP (private services access)"
         network_id = _required(_network(ctx, purpose).network_id, ctx, "network_id", purpose)
         access = CloudSqlPrivateAccess(f"{ctx.name}-cloudsql-psa", CloudSqlPrivateAccessArgs(
-            network_id=network_id, project=ctx.cluster_cfg.gcp.project), opts=_cloud_opts(ctx))
+            network_id=network_id, project=ctx.cluster_cfg.gcp.project), opts=_cloud_only_opts(ctx))
         ctx.cloudsql_private_access = (access.connection, access.cidr)
     return ctx.cloudsql_private_access
 
