@@ -133,7 +133,6 @@ def test_summary_leads_with_each_cluster_then_the_detail(tmp_path, capsys):
             in lines[i]
     assert "warning" not in lines[1] and "warning" not in lines[2]  # prod pins its Karpenter AMI: no cluster warning
     warnings = out.index("warnings:\n")
-    assert "  prod-eks: addons.karpenter.ami_alias is 'al2023@latest'" in out[warnings:]
     assert "  stack: secret 'slackWebhookUrl' is not set" in out[warnings:]
     assert warnings < out.index("footprint prod-eks (aws): allocatable") < out.index("footprint prod-gke (gcp)")
     assert lines[-1] == "(resources by type: --verbose)" and "kubernetes:apps/v1:Deployment" not in out
