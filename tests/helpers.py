@@ -78,3 +78,18 @@ def objects(capture: Capture, kind: str, cluster: Optional[str] = None) -> list[
             if cluster is None or capture.cluster_of(reg) == cluster:
                 out.append(manifest_of(reg))
     return out
+
+
+def transitive_waits(depends_on: dict[str, set[str]]) -> dict[str, set[str]]:
+    """urn -> every urn it (transitively) waits for, from each urn's direct ``depends_on``."""
+    memo: dict[str, set[str]] = {}
+
+    def walk(urn: str) -> set[str]:
+        if urn not in memo:
+            memo[urn] = set()
+            out = set(depends_on.get(urn, ()))
+            for d in list(out):
+                out |= walk(d)
+            memo[urn] = out
+        return memo[urn]
+    return {urn: walk(urn) for urn in depends_on}

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from tests.helpers import transitive_waits
+
 CLUSTER_TYPES = {"aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster"}
 #: Input keys by which an AWS / GCP resource names the cluster it belongs to.
 CLUSTER_KEYS = ("clusterName", "cluster")
@@ -19,18 +21,7 @@ def plan_of(rendered, stack):
 
 def ancestors(plan: dict) -> dict[str, set[str]]:
     """urn -> every urn it (transitively) waits for."""
-    deps = {r["urn"]: set(r["depends_on"]) for r in plan["resources"]}
-    memo: dict[str, set[str]] = {}
-
-    def walk(urn: str) -> set[str]:
-        if urn not in memo:
-            memo[urn] = set()
-            out = set(deps.get(urn, ()))
-            for d in list(out):
-                out |= walk(d)
-            memo[urn] = out
-        return memo[urn]
-    return {urn: walk(urn) for urn in deps}
+    return transitive_waits({r["urn"]: set(r["depends_on"]) for r in plan["resources"]})
 
 
 def naming_a_cluster(plan: dict):

@@ -11,7 +11,7 @@ from stacks.checks import composition_errors
 from stacks.checks import footprint as F
 from stacks.compose.layers.mesh import mesh_args
 from stacks.config import TIERS, ConfigError
-from tests.helpers import capture_raw, capture_stack, config_of, objects, with_changes
+from tests.helpers import capture_raw, capture_stack, config_of, objects, transitive_waits, with_changes
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 
@@ -24,18 +24,7 @@ def chart_values(capture, cluster: str) -> dict[str, dict]:
 
 def waits_for(capture) -> dict[str, set[str]]:
     """urn -> every urn it (transitively) depends on."""
-    deps = {r.urn: set(r.depends_on) for r in capture.resources}
-    memo: dict[str, set[str]] = {}
-
-    def walk(urn: str) -> set[str]:
-        if urn not in memo:
-            memo[urn] = set()
-            out = set(deps.get(urn, ()))
-            for d in list(out):
-                out |= walk(d)
-            memo[urn] = out
-        return memo[urn]
-    return {urn: walk(urn) for urn in deps}
+    return transitive_waits({r.urn: set(r.depends_on) for r in capture.resources})
 
 
 # ------------------------------------------------------------------------------------ priority classes
