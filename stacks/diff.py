@@ -53,7 +53,10 @@ def _is_cluster_component(res: dict) -> bool:
 
 
 def cluster_of(res: dict, index: dict[str, dict]) -> str:
-    """The cluster of a resource: its (or its nearest ancestor's) provider's cluster, else its cluster ancestor."""
+    """The cluster of a resource: as the render recorded it, else (renders before it did) its (or its
+    nearest ancestor's) provider's cluster, else its cluster ancestor."""
+    if res.get("cluster"):
+        return res["cluster"]
     seen = set()
     node: Optional[dict] = res
     while node is not None and node["urn"] not in seen:
@@ -181,9 +184,10 @@ class Entry:
 
 
 def _compared(res: dict) -> dict:
-    """What counts as a resource's configuration: its inputs, protect and provider."""
-    return {"inputs": res.get("inputs") or {}, "protect": bool(res.get("protect")),
-            "provider": res.get("provider")}
+    """What counts as a resource's configuration: its inputs, protect and provider (a local component has
+    none the engine knows of: the providers it is given only pass to its children)."""
+    provider = None if res["type"].startswith("cnplatform:") else res.get("provider")
+    return {"inputs": res.get("inputs") or {}, "protect": bool(res.get("protect")), "provider": provider}
 
 
 def diff_plans(base: Optional[dict], head: Optional[dict]) -> tuple[list[Entry], int]:

@@ -97,7 +97,7 @@ def iam_documents(reg: Registration) -> dict[str, Any]:
 
 def plan(capture: Capture) -> dict:
     resources = [{
-        "urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent or None,
+        "urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent or None, "cluster": capture.cluster_of(r),
         "provider": r.provider_urn or None, "depends_on": r.depends_on, "protect": r.protect,
         "inputs": unwrap(r.inputs, mask=SECRET_MASK),
     } for r in capture.resources]

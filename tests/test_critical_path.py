@@ -16,7 +16,7 @@ import pytest
 from stacks import diff
 from stacks.checks import critical_path as cp
 from stacks.render import render
-from tests.helpers import capture_raw, run_program, with_changes
+from tests.helpers import capture_raw, capture_stack, run_program, transitive_waits, with_changes
 
 
 def node(urn, *waits, step=True, cluster="c1"):
@@ -258,3 +258,44 @@ def test_gcp_registry_and_cloud_sql_peering_do_not_wait_for_the_node_pools(rende
     assert {r["type"] for r in found} == set(types)
     for r in found:
         assert not any("NodePool" in d or "nodePool" in d for d in r["depends_on"]), (r["name"], r["depends_on"])
+
+
+def _all_waits(stack: str) -> tuple[dict[str, cp.Node], dict[str, set[str]]]:
+    """Every resource of a checked-in stack and everything it waits for, transitively, by every way the
+    engine makes it wait (explicit and property dependencies, parent, provider)."""
+    nodes = {n.urn: n for n in cp.nodes_from_capture(capture_stack(stack))}
+    return nodes, transitive_waits({urn: {w for w, _ in n.waits} for urn, n in nodes.items()})
+
+
+CLUSTER_NODES = ("aws:eks/nodeGroup:NodeGroup", "gcp:container/nodePool:NodePool", "pulumi:providers:kubernetes")
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_cloud_databases_and_images_are_created_alongside_the_cluster_not_after_its_nodes(stack):
+    """RDS / Cloud SQL instances and the image pushes need only their network and registry: waiting for
+    the node pools (through the Kubernetes provider in the component's options) added their creation time
+    to the cluster's. The database's Secret and CA ConfigMap still wait for the cluster and namespace."""
+    nodes, waits = _all_waits(stack)
+    early = ("aws:rds/instance:Instance", "gcp:sql/databaseInstance:DatabaseInstance",
+             "aws:ecr/repository:Repository", "docker:index/image:Image")
+    found = [n for n in nodes.values() if n.type in early]
+    assert {n.type for n in found} >= {"docker:index/image:Image"} and len(found) >= 7
+    for n in found:
+        late = sorted(nodes[w].type for w in waits[n.urn] if w in nodes and nodes[w].type in CLUSTER_NODES)
+        assert not late, (n.name, late)
+    secrets = [n for n in nodes.values() if n.type == "kubernetes:core/v1:Secret" and n.name.endswith("-db-secret")]
+    assert secrets
+    for n in secrets:
+        types = {nodes[w].type for w in waits[n.urn] if w in nodes}
+        assert {"pulumi:providers:kubernetes", "kubernetes:core/v1:Namespace"} <= types, n.name
+        assert types & set(CLUSTER_NODES[:2]), n.name
+
+
+def test_dev_builds_images_while_kind_creates_the_cluster_and_loads_them_after():
+    nodes, waits = _all_waits("dev")
+    kind = next(urn for urn, n in nodes.items() if n.type == "command:local:Command" and n.name == "dev-kind")
+    builds = [n for n in nodes.values() if n.name.endswith("-image-build")]
+    loads = [n for n in nodes.values() if n.name.endswith("-image-kind-load")]
+    assert len(builds) == len(loads) == 4
+    assert all(kind not in waits[n.urn] for n in builds)
+    assert all(kind in waits[n.urn] for n in loads)

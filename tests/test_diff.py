@@ -118,8 +118,10 @@ def test_removed_cluster(renders, capsys):
     assert len(dev2) > 20
     assert {e.urn for e in removed if e.cluster == "dev2"} == {r["urn"] for r in dev2}
     # Besides dev2 itself only the remaining cluster's multi-cluster wiring (east-west gateway,
-    # remote secrets) goes away.
-    assert {e.cluster for e in removed} <= {"dev2", "dev"}
+    # remote secrets) and dev2's image builds (stack-level: they need no cluster) go away.
+    assert {e.cluster for e in removed} <= {"dev2", "dev", "_stack"}
+    assert {e.type for e in removed if e.cluster == "_stack"} == {"cnplatform:registry:ServiceImage",
+                                                                   "command:local:Command"}
     assert not [e for e in found if e.cluster == "dev2" and e.action != "remove"]
     # Kubernetes objects are attributed through their provider, others through their ancestors.
     kinds = {e.type for e in removed}
@@ -244,3 +246,31 @@ def test_a_failed_head_render_shows_its_errors_instead_of_removing_everything(tm
     # Without its errors the missing head still counts as empty, and says so.
     plain = run(capsys, renders["base"], tmp_path / "head")
     assert "head: no plan.json" in plain and "0 to add" in plain
+
+
+def _resource(type_: str, name: str, **extra) -> dict:
+    return {"urn": f"urn:pulumi:s::p::{type_}::{name}", "type": type_, "name": name, "inputs": {}, **extra}
+
+
+def test_a_components_providers_are_not_a_replacement_its_resources_provider_is():
+    """The engine creates no local component: the providers it is given pass to its children only, so a
+    component moving its Kubernetes provider to its children (MySqlDatabase) replaces nothing."""
+    component, secret = ("cnplatform:database:MySqlDatabase", "db"), ("kubernetes:core/v1:Secret", "db-secret")
+    base = {"resources": [_resource(*component, provider="urn:k8s"), _resource(*secret, provider="urn:k8s")]}
+    head = {"resources": [_resource(*component, provider=None), _resource(*secret, provider="urn:k8s-2")]}
+    entries, unchanged = diff.diff_plans(base, head)
+    assert unchanged == 1
+    assert [(e.name, e.action, e.replace_fields) for e in entries] == [("db-secret", "replace", ["provider"])]
+
+
+def test_the_render_records_each_resources_cluster_and_the_diff_reads_it(tmp_path):
+    """A component given only its cloud provider belongs to the cluster its in-cluster children use."""
+    plan = json.loads((_render(capture_stack("prod"), tmp_path / "prod") / "plan.json").read_text())
+    clusters = {r["name"]: r["cluster"] for r in plan["resources"]}
+    assert clusters["prod-eks-order-db"] == "prod-eks" and clusters["prod-gke-order-db"] == "prod-gke"
+    assert clusters["prod-eks-order-db-secret"] == "prod-eks"
+    index = {r["urn"]: r for r in plan["resources"]}
+    assert all(diff.cluster_of(r, index) == r["cluster"] for r in plan["resources"])
+    legacy = {urn: {k: v for k, v in r.items() if k != "cluster"} for urn, r in index.items()}
+    secret = next(r for r in legacy.values() if r["name"] == "prod-gke-order-db-secret")
+    assert diff.cluster_of(secret, legacy) == "prod-gke"  # renders without the field: from the provider

@@ -28,7 +28,7 @@ def test_render_cli_writes_plan_manifests_and_summary(tmp_path):
     assert "rendered stack 'dev'" in proc.stdout and "footprint dev (local)" in proc.stdout
     plan = json.loads((tmp_path / "a" / "plan.json").read_text())
     assert plan["project"] == "ecommerce-platform" and plan["stack"] == "dev"
-    keys = {"urn", "type", "name", "parent", "provider", "depends_on", "protect", "inputs"}
+    keys = {"urn", "type", "name", "parent", "cluster", "provider", "depends_on", "protect", "inputs"}
     assert plan["resources"] and all(set(r) == keys for r in plan["resources"])
     assert plan["outputs"]["kubeconfigs"] == "[secret]"
     assert plan["outputs"]["clusters"]["dev"]["cloud"] == "local"

@@ -17,7 +17,8 @@ a component:
 * a field with a default is an optional input: the Analyzer infers "optional" only from
   ``Optional[...]``, so every defaulted field would otherwise be required in other languages;
 * only ``pulumi.Output[T]`` class annotations are outputs: handles (``args``, ``deployment``...)
-  stay Python-only instead of leaking into the schema;
+  stay Python-only instead of leaking into the schema; so are wait lists among the args
+  (``list[pulumi.Resource]``, e.g. ``MySqlDatabaseArgs.cluster_ready``): other languages use ``dependsOn``;
 * ``construct`` receives the inputs as a dict (schema names mapped back to Python names): they are
   turned back into the component's args dataclass (nested dataclasses, ints sent as floats).
 
@@ -259,12 +260,21 @@ class _SchemaView:
         self._views[cls] = view
         hints = field_annotations(cls)
         for f in dataclasses.fields(cls):
+            if _is_wait_list(hints[f.name]):
+                continue
             tp = self.resolve(hints[f.name])
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
             if has_default and not _is_optional(tp):
                 tp = Optional[tp]
             view.__annotations__[f.name] = tp
         return view
+
+
+def _is_wait_list(tp: Any) -> bool:
+    """``list[pulumi.Resource]``: what some of a component's children wait for (``cluster_ready``). A
+    schema has no type for "any resource", so such a field is Python-only; other languages make the whole
+    component wait with ``dependsOn``."""
+    return typing.get_origin(tp) in (list, abc.Sequence) and typing.get_args(tp) == (pulumi.Resource,)
 
 
 def _is_optional(tp: Any) -> bool:

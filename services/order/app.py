@@ -131,7 +131,7 @@ class MySQLOrderRepository:
                         "INSERT INTO orders (user_id, product_id, quantity, status, idempotency_key, request_hash, "
                         "reference, created_at, updated_at) VALUES (%(user_id)s, %(product_id)s, %(quantity)s, "
                         "'pending', %(idempotency_key)s, %(request_hash)s, %(reference)s, %(created_at)s, "
-                        "%(created_at)s)", attempt)
+                        "NOW(3))", attempt)  # updated_at on the database's clock, like stale() and claim()
                     return cur.lastrowid
                 except Exception as exc:
                     if not is_duplicate_key(exc):

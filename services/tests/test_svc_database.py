@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import signal
 import socket
@@ -212,6 +213,17 @@ def test_order_attempts_in_mysql(database):
     second = repo.start({**attempt, "reference": "ord_a_3"})  # the key is free again
     assert repo.confirm(second, {"unit_price_cents": 5, "total_cents": 10, "currency": "EUR", "payment_id": "pay_2"})
     assert not repo.claim(second, 0) and repo.get(second)["status"] == "confirmed"
+
+
+def test_staleness_is_measured_on_the_database_clock(database):
+    """The reconciler compares ``updated_at`` with the database's NOW(3): a pod whose clock is behind
+    the database's must not make a fresh attempt look stale (it would be cancelled under the request)."""
+    repo = order_app.MySQLOrderRepository(migrated(database, order_app.MIGRATIONS))
+    behind = order_app.now_ms() - datetime.timedelta(hours=1)
+    order_id = repo.start({"user_id": 1, "product_id": "P-1", "quantity": 1, "idempotency_key": "k-skew",
+                           "request_hash": "h", "reference": "ord_skew_1", "created_at": behind})
+    assert repo.stale(30, 10) == [] and not repo.claim(order_id, 30)
+    assert repo.confirm(order_id, {"unit_price_cents": 5, "total_cents": 5, "currency": "EUR", "payment_id": "pay_1"})
 
 
 # -- item 3: the payment ledger survives a restart ------------------------------------------------

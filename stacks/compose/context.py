@@ -86,9 +86,10 @@ class ClusterContext:
     def k8s_opts(self, *depends_on: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
         """Options for anything deployed onto this cluster: its provider, after the cluster is ready (and
         after the PriorityClasses, which a pod naming one needs at admission)."""
+        return pulumi.ResourceOptions(provider=self.cluster.provider, depends_on=self.k8s_waits(*depends_on),
+                                      **kwargs)
+
+    def k8s_waits(self, *depends_on: pulumi.Resource) -> list[pulumi.Resource]:
+        """What anything deployed onto this cluster waits for (the ``depends_on`` of :meth:`k8s_opts`)."""
         first = [self.priority_classes] if self.priority_classes is not None else []
-        return pulumi.ResourceOptions(
-            provider=self.cluster.provider,
-            depends_on=[*self.cluster.ready, *first, *depends_on],
-            **kwargs,
-        )
+        return [*self.cluster.ready, *first, *depends_on]

@@ -92,6 +92,13 @@ class MySqlDatabaseArgs:
     """gcp: VPC network id / self link for the private IP (needs private service access)."""
     tier: str = "db-custom-1-3840"
     """gcp: Cloud SQL machine tier (ENTERPRISE edition)."""
+    cluster_provider: Optional[k8s.Provider] = None
+    """Kubernetes provider of the in-cluster objects (Secret, CA ConfigMap, local MySQL); default: the one
+    in ``opts``. Given here instead (with ``cluster_ready``), a cloud database is created alongside the
+    cluster: a component waits for every provider in its ``opts``, and a cluster's provider for its nodes."""
+    cluster_ready: list[pulumi.Resource] = field(default_factory=list)
+    """What the in-cluster objects wait for (the cluster, the service's namespace); the cloud instance,
+    its network objects and the passwords do not."""
 
     def __post_init__(self) -> None:
         """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
@@ -143,10 +150,11 @@ class MySqlDatabase(pulumi.ComponentResource):
         self.secret = spec.secret_name(args.service)
         self.pod_labels = {}
         self.ca_file, self.ca_configmap, self.verify_identity = None, None, False
+        self._cluster = pulumi.ResourceOptions(parent=self, provider=args.cluster_provider,
+                                               depends_on=[*deps, *args.cluster_ready])
         password = random.RandomPassword(
             f"{name}-password", length=32, special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect or None))
-        child = pulumi.ResourceOptions(parent=self, depends_on=deps)
         self._password = as_secret(password.result)
         if args.cloud == "local":
             host, ready = spec.local_host(args.service, args.namespace), []
@@ -162,7 +170,7 @@ class MySqlDatabase(pulumi.ComponentResource):
             type="Opaque",
             string_data={"password": self._password, "host": host, "port": str(spec.MYSQL_PORT),
                          "user": self.user_name, "database": self.database_name},
-            opts=child,
+            opts=self._cluster,
         )
         if args.cloud == "local":
             ready = self._local(name, args, secret)
@@ -180,16 +188,17 @@ class MySqlDatabase(pulumi.ComponentResource):
     def _local(self, name: str, args: MySqlDatabaseArgs, secret: k8s.core.v1.Secret) -> list[pulumi.Resource]:
         svc, ns = args.service, args.namespace
         workload = spec.workload_name(svc)
-        child = pulumi.ResourceOptions(parent=self, depends_on=self._deps)
+        child = self._cluster
         meta = {"name": workload, "namespace": ns, "labels": spec.labels(svc)}
-        root = random.RandomPassword(f"{name}-root-password", length=32, special=False, opts=child)
+        key_material = pulumi.ResourceOptions(parent=self)  # passwords and certificates need no cluster
+        root = random.RandomPassword(f"{name}-root-password", length=32, special=False, opts=key_material)
         root_secret = k8s.core.v1.Secret(
             f"{name}-root-secret",
             metadata={**meta, "name": spec.root_secret_name(svc)},
             type="Opaque", string_data={"root-password": as_secret(root.result)}, opts=child)
         mounted: list[pulumi.Resource] = [root_secret, secret]
         if args.require_tls:
-            ca, cert, key = dbtls.local_certificates(name, spec.local_host(svc, ns), 10, child)
+            ca, cert, key = dbtls.local_certificates(name, spec.local_host(svc, ns), 10, key_material)
             mounted.append(k8s.core.v1.Secret(
                 f"{name}-tls-secret", metadata={**meta, "name": dbtls.server_tls_secret_name(svc)},
                 type="kubernetes.io/tls", string_data={"tls.crt": cert, "tls.key": key, "ca.pem": ca}, opts=child))
@@ -204,7 +213,7 @@ class MySqlDatabase(pulumi.ComponentResource):
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset", metadata=meta, spec=spec.statefulset_spec(args),
             # The pod mounts the Secrets.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, sa, headless, *mounted]))
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[sa, headless, *mounted])))
         self.pod_labels = spec.pod_labels(svc)
         return [statefulset, *mounted[2:]]
 
@@ -344,7 +353,7 @@ class MySqlDatabase(pulumi.ComponentResource):
         return k8s.core.v1.ConfigMap(
             f"{name}-ca", metadata={"name": self.ca_configmap, "namespace": args.namespace,
                                     "labels": spec.labels(args.service)},
-            data={dbtls.CA_KEY: ca}, opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps))
+            data={dbtls.CA_KEY: ca}, opts=self._cluster)
 
 
 @dataclass

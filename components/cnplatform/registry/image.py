@@ -115,6 +115,9 @@ class ServiceImageArgs:
     """Images kept per repository by the lifecycle / cleanup policy."""
     force_delete: bool = False
     """Delete the repository even when it holds images (non-prod)."""
+    cluster_ready: list[pulumi.Resource] = field(default_factory=list)
+    """local: what ``kind load`` waits for (the kind cluster); the build itself, like a cloud build and
+    push, waits only for the component's ``depends_on``, so it runs while the cluster is created."""
 
     def __post_init__(self) -> None:
         """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
@@ -180,7 +183,7 @@ class ServiceImage(pulumi.ComponentResource):
                 f"{name}-kind-load",
                 create=f"kind load docker-image {image_name} --name {args.cluster}",
                 triggers=[image_name],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, image]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, *args.cluster_ready, image]),
             )
             self.ready = [load]
         # kind has no registry: the tag (a content hash) is the immutable reference.

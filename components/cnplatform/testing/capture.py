@@ -181,13 +181,38 @@ class Capture:
         return found[0]
 
     def cluster_of(self, reg: Registration) -> str:
-        """The cluster a resource belongs to: for Kubernetes objects the cluster owning their provider,
-        otherwise the cluster component among its ancestors; ``_stack`` when none."""
-        index = self._index()
-        if reg.provider_urn in index:
-            provider = index[reg.provider_urn]
-            return self._owning_cluster(provider, index) or provider.name.removesuffix("-k8s")
-        return self._owning_cluster(reg, index) or "_stack"
+        """The cluster a resource belongs to: the cluster owning its provider (Kubernetes objects), else
+        its nearest ancestor's (a cluster component among them being its own), else, for a component
+        that passes its cluster's provider to its children only (a cloud database), its children's;
+        ``_stack`` when none."""
+        if not hasattr(self, "_clusters"):
+            self._clusters: dict[str, str] = {}
+        if reg.urn not in self._clusters:
+            index = self._index()
+            parent = index.get(reg.parent)
+            found = self._own_cluster(reg, index) or (self.cluster_of(parent) if parent else "_stack")
+            if found == "_stack" and not reg.custom and reg.type != "pulumi:pulumi:Stack":
+                found = self._children_cluster(reg, index) or found
+            self._clusters[reg.urn] = found
+        return self._clusters[reg.urn]
+
+    def _own_cluster(self, reg: Registration, index: dict[str, Registration]) -> Optional[str]:
+        if reg.type.startswith("cnplatform:cluster:") and reg.type.endswith("Cluster"):
+            return reg.name
+        provider = index.get(reg.provider_urn)
+        if provider is None or provider.urn == reg.urn:
+            return None
+        return self._owning_cluster(provider, index) or provider.name.removesuffix("-k8s")
+
+    def _children_cluster(self, reg: Registration, index: dict[str, Registration]) -> Optional[str]:
+        if not hasattr(self, "_by_parent"):
+            self._by_parent: dict[str, list[Registration]] = {}
+            for r in self.resources:
+                self._by_parent.setdefault(r.parent, []).append(r)
+        for child in self._by_parent.get(reg.urn, []):
+            if found := self._own_cluster(child, index) or self._children_cluster(child, index):
+                return found
+        return None
 
     def _index(self) -> dict[str, Registration]:
         if not hasattr(self, "_by_urn"):

@@ -79,20 +79,12 @@ def autoscaling_bounds(cfg, svc) -> tuple[int, int]:
     return low, max(low, high)
 
 
-def _cloud_opts(ctx: ClusterContext, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-    """k8s options plus the cluster's explicit cloud provider when it has one."""
-    opts = ctx.k8s_opts(*depends_on)
-    if ctx.cluster.cloud_provider is not None:
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[ctx.cluster.cloud_provider]))
-    return opts
-
-
-def _cloud_only_opts(ctx: ClusterContext) -> pulumi.ResourceOptions:
-    """Cloud resources that need nothing on the cluster (a registry, the VPC peering for Cloud SQL): the
-    cloud provider only, so they are created alongside the cluster instead of after its node pools."""
-    if ctx.cluster.cloud_provider is None:
-        return pulumi.ResourceOptions()
-    return pulumi.ResourceOptions(providers=[ctx.cluster.cloud_provider])
+def _cloud_only_opts(ctx: ClusterContext, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Cloud resources that need nothing on the cluster (registry, images, the VPC peering, databases): the
+    cloud provider only, so they are created alongside the cluster instead of after its node pools. The
+    in-cluster objects of such a component get the cluster's provider and waits through its args."""
+    providers = [ctx.cluster.cloud_provider] if ctx.cluster.cloud_provider is not None else None
+    return pulumi.ResourceOptions(providers=providers, depends_on=list(depends_on) or None)
 
 
 def _registry_repository(ctx: ClusterContext) -> str:
@@ -123,6 +115,7 @@ def _image(ctx: ClusterContext, svc: ServiceConfig) -> tuple[Any, list[pulumi.Re
         cloud=cc.cloud, cluster=ctx.name, kind_load=not cc.local.existing_context,
         region=cc.region if cc.cloud != "local" else None,
         keep_images=KEEP_IMAGES, force_delete=not ctx.cfg.protect,
+        cluster_ready=list(ctx.cluster.ready),  # kind load only: builds and pushes need no cluster
     )
     depends: list[pulumi.Resource] = []
     if cc.cloud == "gcp":
@@ -130,7 +123,7 @@ def _image(ctx: ClusterContext, svc: ServiceConfig) -> tuple[Any, list[pulumi.Re
         args.project = cc.gcp.project
         args.repository = _registry_repository(ctx)
         depends.append(repository)
-    image = ServiceImage(f"{ctx.name}-{svc.name}-image", args, opts=_cloud_opts(ctx, *depends))
+    image = ServiceImage(f"{ctx.name}-{svc.name}-image", args, opts=_cloud_only_opts(ctx, *depends))
     return image.image_ref, image.ready
 
 
@@ -159,7 +152,10 @@ def _database(ctx: ClusterContext, svc: ServiceConfig) -> tuple[MySqlDatabase, l
         high_availability=cfg.defaults.strict_zone_spread, deletion_protection=cfg.protect, protect=cfg.protect,
         backup_retention_days=cfg.defaults.backup_retention_days,
     )
-    depends: list[pulumi.Resource] = [ctx.baseline.namespaces[svc.namespace]]
+    # The cloud instance needs only its network; the Secret and CA ConfigMap wait for the cluster.
+    args.cluster_provider = ctx.cluster.provider
+    args.cluster_ready = ctx.k8s_waits(ctx.baseline.namespaces[svc.namespace])
+    depends: list[pulumi.Resource] = []
     cidrs: list = []
     if cc.cloud == "aws":
         purpose = f"the RDS database of {svc.name!r}"
@@ -179,7 +175,7 @@ def _database(ctx: ClusterContext, svc: ServiceConfig) -> tuple[MySqlDatabase, l
         connection, cidr = _private_access(ctx)
         depends.append(connection)
         cidrs = [cidr]
-    db = MySqlDatabase(f"{ctx.name}-{svc.name}-db", args, opts=_cloud_opts(ctx, *depends))
+    db = MySqlDatabase(f"{ctx.name}-{svc.name}-db", args, opts=_cloud_only_opts(ctx, *depends))
     return db, cidrs
 
 
