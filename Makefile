@@ -60,6 +60,15 @@ render: venv
 render-all: venv
 	for s in dev staging prod; do $(VENV)/bin/python -m stacks.render --stack $$s --out build/render/$$s -q || exit 1; done
 
+## make deploy-image REGISTRY=<prefix> [STACK=staging|prod]: once per Jenkins cluster (and after an edit of
+## ci/images/deploy/Dockerfile), build the pipelines' deploy image (Pulumi + aws + gke-gcloud-auth-plugin),
+## push it by content tag unless the registry has it (immutable), print the digest reference for
+## cicd.deploy_image. REGISTRY: the registry of the cluster Jenkins runs on (docs/cicd.md).
+.PHONY: deploy-image
+deploy-image: venv
+	@test -n "$(REGISTRY)" || { echo "make deploy-image REGISTRY=<registry prefix of the Jenkins cluster>"; exit 2; }
+	$(VENV)/bin/python ci/images/deploy_image.py "$(REGISTRY)" --stack "$(STACK)"
+
 ## Every missing or too-old tool in one pass (Python, Pulumi CLI, Docker and its engine, kind and its
 ## version, kubectl), then what to do without them.
 KIND_MIN := 0.31.0

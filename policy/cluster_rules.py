@@ -12,7 +12,12 @@ stack policy sees it: type, props, urn, provider urn, dependency urns), wrapped 
     served by a Service in the cluster has its target port reachable from the control plane: GKE
     opens 443 and 10250 only, anything else needs an INGRESS firewall rule from the master CIDR on
     the cluster's network. Otherwise the API server cannot call it (``failurePolicy: Fail`` rejects
-    every matching request: with Istio, every injected pod).
+    every matching request: with Istio, every injected pod). A named ``targetPort`` is resolved as
+    the endpoints controller does: the container port of that name in the pods the Service selects
+    (Deployments, StatefulSets, DaemonSets... of the stack in its namespace). A target port the pack
+    cannot know (the Service, or the workload defining the port name, is not in the stack: a Helm
+    release or another stack it cannot see into) is reported as unverifiable, like a database
+    parameter group managed elsewhere, instead of passing silently.
 ``eks-network-policy-enforced``
     NetworkPolicy objects on an EKS cluster are enforced: its ``vpc-cni`` managed add-on sets
     ``enableNetworkPolicy: "true"`` (without it the VPC CNI ignores every policy). A cluster without a
@@ -159,16 +164,58 @@ def open_ports_check(stack: Stack, cluster: Res, port: int) -> bool:
     return False
 
 
-def _service_target_port(stack: Stack, cluster: Res, namespace: str, name: str, port: int) -> Optional[int]:
-    for svc in stack.on_cluster(cluster, ["Service"]):
-        if svc.name != name or svc.namespace != namespace:
+def _service(stack: Stack, cluster: Res, namespace: str, name: str) -> Optional[Res]:
+    return next((s for s in stack.on_cluster(cluster, ["Service"]) if s.name == name and s.namespace == namespace),
+                None)
+
+
+def _pod_labels(obj: Res) -> Mapping:
+    """The labels of the pods a workload makes (a Pod's own labels)."""
+    node: Any = obj.props
+    for key in WORKLOAD_POD_PATHS.get(obj.kind or "", ("-",))[:-1]:
+        node = _map(node).get(key)
+    return _map(_map(_map(node).get("metadata")).get("labels"))
+
+
+def _named_port(stack: Stack, cluster: Res, svc: Res, port_name: str) -> set[int]:
+    """The container ports named ``port_name`` in the pods the Service selects (as the endpoints
+    controller resolves a named targetPort): workloads of the stack on that cluster, in its namespace."""
+    selector = _map(_map(svc.props.get("spec")).get("selector"))
+    if not selector:  # no selector: endpoints are managed by hand, nothing to resolve against
+        return set()
+    ports = set()
+    for obj in stack.on_cluster(cluster, WORKLOAD_POD_PATHS):
+        labels = _pod_labels(obj)
+        if obj.namespace != svc.namespace or any(labels.get(k) != v for k, v in selector.items()):
             continue
-        for p in _seq(_map(svc.props.get("spec")).get("ports")):
-            p = _map(p)
-            if int(p.get("port", 0) or 0) == port:
-                target = p.get("targetPort", port)
-                return int(target) if str(target).isdigit() else None
-    return None
+        pod = _pod(obj)
+        for c in [*_seq(pod.get("initContainers")), *_seq(pod.get("containers"))]:
+            for cp in _seq(_map(c).get("ports")):
+                cp = _map(cp)
+                if cp.get("name") == port_name and str(cp.get("containerPort", "")).isdigit():
+                    ports.add(int(cp["containerPort"]))
+    return ports
+
+
+def _service_target_ports(stack: Stack, cluster: Res, namespace: str, name: str,
+                          port: int) -> tuple[set[int], str]:
+    """The node ports behind Service ``namespace/name`` port ``port`` and, when they cannot be known
+    (Service or named port not resolvable in the stack), why not."""
+    svc = _service(stack, cluster, namespace, name)
+    if svc is None:
+        return set(), "the Service is not in the stack (made by a Helm release or a stack the pack cannot see)"
+    for p in _seq(_map(svc.props.get("spec")).get("ports")):
+        p = _map(p)
+        if int(p.get("port", 0) or 0) != port:
+            continue
+        target = p.get("targetPort", port)
+        if str(target).isdigit():
+            return {int(target)}, ""
+        resolved = _named_port(stack, cluster, svc, str(target))
+        return resolved, "" if resolved else (
+            f"its targetPort {target!r} is a port name that no Deployment/StatefulSet/DaemonSet of the stack "
+            "selected by the Service defines (its pods are made by a Helm release or a stack the pack cannot see)")
+    return set(), f"the Service has no port {port}"
 
 
 def _called_services(obj: Res) -> list[tuple[str, str, str, int]]:
@@ -193,8 +240,13 @@ def check_private_gke_webhook_ports(stack: Stack) -> list[tuple[str, str]]:
             continue
         for obj in stack.on_cluster(cluster, [*WEBHOOK_KINDS, "APIService"]):
             for what, ns, name, port in _called_services(obj):
-                target = _service_target_port(stack, cluster, ns, name, port)
-                if target is not None and not open_ports_check(stack, cluster, target):
+                targets, unknown = _service_target_ports(stack, cluster, ns, name, port)
+                if unknown:
+                    out.append((obj.urn, f"{what} calls Service {ns}/{name} port {port}, whose target port on the "
+                                         f"nodes cannot be verified: {unknown}. Give the Service a numeric targetPort "
+                                         "and open it from the master CIDR, or manage the Service and its workload "
+                                         "in this stack"))
+                for target in sorted(t for t in targets if not open_ports_check(stack, cluster, t)):
                     out.append((obj.urn, f"{what} calls Service {ns}/{name} on target port {target}, which the "
                                          "private GKE control plane cannot reach: add an INGRESS firewall rule "
                                          f"from the master CIDR to the nodes for tcp:{target}"))

@@ -433,12 +433,12 @@ def test_components_have_type_tokens_and_inferable_schemas():
         assert all(p.description for p in schema.inputs.values())
 
 
-def test_cert_manager_webhooks_wait_for_the_injected_ca():
-    """On a first `pulumi up` the ClusterIssuers must not reach the webhook before cainjector has
-    injected its CA (x509 error) (issue #15 item 8): the chart's webhook configurations wait for it."""
+def test_the_ca_bundle_wait_transform():
+    """The one transform both charts use (cnplatform.charts): webhook configurations only, the chart's
+    own annotations kept, the input not mutated."""
     import pulumi
 
-    from cnplatform.addons.cert_manager import CA_BUNDLE_WAIT, WEBHOOK_TYPES, wait_for_ca_injection
+    from cnplatform.charts import CA_BUNDLE_WAIT, WEBHOOK_TYPES, wait_for_ca_bundle
 
     hook = {"metadata": {"name": "cert-manager-webhook", "annotations": {"cert-manager.io/inject-ca-from-secret":
                                                                          "cert-manager/cert-manager-webhook-ca"}},
@@ -446,11 +446,79 @@ def test_cert_manager_webhooks_wait_for_the_injected_ca():
     for type_ in WEBHOOK_TYPES:
         args = pulumi.ResourceTransformArgs(custom=True, type_=type_, name="w", props=hook,
                                             opts=pulumi.ResourceOptions())
-        result = wait_for_ca_injection(args)
+        result = wait_for_ca_bundle(args)
         annotations = result.props["metadata"]["annotations"]
         assert annotations["pulumi.com/waitFor"] == CA_BUNDLE_WAIT == "jsonpath={.webhooks[0].clientConfig.caBundle}"
         assert "cert-manager.io/inject-ca-from-secret" in annotations  # the chart's own annotations stay
     other = pulumi.ResourceTransformArgs(custom=True, type_="kubernetes:apps/v1:Deployment", name="d",
                                          props={"metadata": {}}, opts=pulumi.ResourceOptions())
-    assert wait_for_ca_injection(other) is None
+    assert wait_for_ca_bundle(other) is None
     assert "pulumi.com/waitFor" not in hook["metadata"]["annotations"]  # the input is not mutated
+
+
+def chart_transforms(monkeypatch, stack: str) -> dict[tuple[str, str], list]:
+    """(cluster, release) -> the transforms each Chart's registration request carries, i.e. what the
+    engine runs on the chart's children at `pulumi up` (a fresh run of ``stack`` under mocks)."""
+    from pulumi.runtime.mocks import _resolve_callbacks
+
+    from cnplatform.testing.capture import RecordingMonitor
+
+    seen: dict[str, list] = {}
+    register = RecordingMonitor.RegisterResource
+
+    def recording(self, request):
+        response = register(self, request)
+        seen[response.urn] = _resolve_callbacks(request.transforms)
+        return response
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", recording)
+    capture = capture_stack.__wrapped__(stack)
+    return {(capture.cluster_of(r), unwrap(r.inputs)["name"]): seen[r.urn]
+            for r in capture.by_type("kubernetes:helm.sh/v4:Chart")}
+
+
+def transformed_chart_objects(rendered, stack: str, cluster: str, release: str, transforms: list) -> list[dict]:
+    """The objects of one release as helm.v4.Chart renders them from the pinned chart with our values,
+    each passed through ``transforms`` as the engine does with a chart's children."""
+    import helm_python  # noqa: F401  (requirements-dev.txt: renders the pinned charts offline)
+    import pulumi
+
+    from e2e import helm
+
+    [rel] = [r for r in helm.load_releases(rendered(stack), cluster) if r.name == release]
+    out = []
+    for obj in helm.render_release(rel, kube_version="1.35.0", api_versions=[],
+                                   is_namespaced=helm.static_is_namespaced()).objects:
+        group, _, version = obj["apiVersion"].rpartition("/")
+        args = pulumi.ResourceTransformArgs(custom=True, type_=f"kubernetes:{group or 'core'}/{version}:{obj['kind']}",
+                                            name=obj["metadata"]["name"], props=obj, opts=pulumi.ResourceOptions())
+        for transform in transforms:
+            result = transform(args)
+            if result is not None:
+                args = pulumi.ResourceTransformArgs(custom=True, type_=args.type_, name=args.name,
+                                                    props=result.props, opts=result.opts)
+        out.append(dict(args.props))
+    return out
+
+
+def waits_for(obj: dict):
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get("pulumi.com/waitFor")
+
+
+def test_cert_manager_webhooks_wait_for_the_injected_ca(rendered, monkeypatch):
+    """On a first `pulumi up` the ClusterIssuers must not reach the webhook before cainjector has
+    injected its CA (x509 error) (issue #15 item 8): the chart's registration carries the transform,
+    which marks exactly the chart's webhook configurations, and the issuers depend on the chart."""
+    from cnplatform.charts import CA_BUNDLE_WAIT, wait_for_ca_bundle
+
+    transforms = chart_transforms(monkeypatch, "dev")
+    assert transforms[("dev", "cert-manager")] == [wait_for_ca_bundle]
+    objs = transformed_chart_objects(rendered, "dev", "dev", "cert-manager", transforms[("dev", "cert-manager")])
+    waiting = {(o["kind"], o["metadata"]["name"]) for o in objs if waits_for(o)}
+    assert waiting == {("MutatingWebhookConfiguration", "cert-manager-webhook"),
+                       ("ValidatingWebhookConfiguration", "cert-manager-webhook")}
+    assert {waits_for(o) for o in objs if waits_for(o)} == {CA_BUNDLE_WAIT}
+    capture = capture_stack("dev")
+    [chart] = [r for r in capture.by_type("kubernetes:helm.sh/v4:Chart") if unwrap(r.inputs)["name"] == "cert-manager"]
+    issuers = [r for r in cert_manager_regs(capture) if manifest_of(r)["kind"] == "ClusterIssuer"]
+    assert issuers and all(chart.urn in r.depends_on for r in issuers)

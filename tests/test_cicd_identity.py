@@ -141,6 +141,8 @@ def test_gke_agents_get_workload_identity_viewer_for_preview(rendered):
              for kind in ("preview", "deploy")}
     assert roles["preview"] == ["roles/viewer"] and not set(roles["preview"]) & set(ident.WRITE_GCP_ROLES)
     assert "roles/editor" in roles["deploy"] and "roles/owner" not in roles["deploy"]
+    # Kubernetes admin through IAM: the charts' ClusterRoles/bindings need bind/escalate (editor has neither).
+    assert "roles/container.admin" in roles["deploy"]
     wi = {r["inputs"]["member"]: r["inputs"] for r in by_type(resources, SA_MEMBER)
           if r["inputs"]["role"] == "roles/iam.workloadIdentityUser" and "-ci-" in r["inputs"]["serviceAccountId"]}
     for kind in ("preview", "deploy"):
@@ -174,6 +176,80 @@ def test_static_keys_only_for_the_cloud_the_jenkins_identity_does_not_reach(rend
     assert jcasc_env(rendered, "dev")["STATIC_KEY_CLOUDS"] == ""
 
 
+# ------------------------------------------------------------------- access to the EKS clusters
+
+ENTRY = "aws:eks/accessEntry:AccessEntry"
+ASSOCIATION = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+
+
+def pipeline_service_accounts() -> dict[str, str]:
+    """ServiceAccount -> what the pipeline runs as it, read from the pod templates and the Jenkinsfile:
+    each pod template's ``serviceAccountName`` (the Preview stage runs deploy.yaml as is) and those the
+    Jenkinsfile swaps in (the Deploy stage's pod: ``'$1<sa>'``)."""
+    pods = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "ci" / "jenkins" / "pods").glob("*.yaml")}
+    out = {pod["spec"]["serviceAccountName"]: f"pod template {name}" for name, pod in pods.items()
+           if pod["spec"].get("serviceAccountName")}
+    swapped = re.findall(r"serviceAccountName: \)[\w-]+\$/, '\$1([\w-]+)'\)", JENKINSFILE)
+    assert swapped, "the Jenkinsfile no longer swaps the deploying ServiceAccount in: update this test"
+    return {**out, **{sa: "deploy" for sa in swapped}}
+
+
+def test_every_identity_the_pipeline_runs_as_is_admitted_by_each_eks_cluster(rendered):
+    """Issue #15 item 9: the IRSA roles Jenkins' pods run as have an access entry on every EKS cluster
+    of the stack they deploy, taking the cluster and the role as Outputs (they wait for both); the
+    deploying one is cluster admin, the previewing one (pull-request code) can write nothing."""
+    resources = plan(rendered, "prod")
+    sas = pipeline_service_accounts()
+    principals = {s["metadata"]["name"]: s["metadata"]["annotations"][ident.AWS_ROLE_ANNOTATION]
+                  for s in k8s(resources, "ServiceAccount") if s["metadata"]["name"] in sas
+                  and (s["metadata"].get("annotations") or {}).get(ident.AWS_ROLE_ANNOTATION)}
+    assert set(principals) == {ident.PREVIEW_SERVICE_ACCOUNT, ident.DEPLOY_SERVICE_ACCOUNT}  # not vacuous
+    roles = {r["inputs"]["name"]: r["urn"] for r in by_type(resources, ROLE)}
+    clusters = {r["inputs"]["name"]: r["urn"] for r in by_type(resources, EKS_CLUSTER)}
+    assert clusters
+    for cluster, cluster_urn in clusters.items():
+        for sa, arn in principals.items():
+            role_urn = roles[arn.rsplit(":role/", 1)[1]]
+            [entry] = [r for r in by_type(resources, ENTRY) if r["inputs"]["principalArn"] == arn
+                       and cluster_urn in r["depends_on"]]
+            assert entry["inputs"]["type"] == "STANDARD" and role_urn in entry["depends_on"], (cluster, sa)
+            [assoc] = [r for r in by_type(resources, ASSOCIATION) if r["inputs"]["principalArn"] == arn
+                       and cluster_urn in r["depends_on"]]
+            assert entry["urn"] in assoc["depends_on"] and role_urn in assoc["depends_on"]
+            assert assoc["inputs"]["accessScope"] == {"type": "cluster"}
+            policy = assoc["inputs"]["policyArn"].rsplit("/", 1)[1]
+            if sas[sa] == "deploy":
+                assert policy == "AmazonEKSClusterAdminPolicy", (cluster, sa)
+            else:  # the Preview stage runs the pull request's program: read-only, Secrets excluded
+                assert policy == "AmazonEKSViewPolicy" and policy not in ident.WRITE_EKS_ACCESS_POLICIES
+    # The untrusted agents' ServiceAccount has no cloud identity, hence no entry anywhere.
+    assert all(ident.AGENT_SERVICE_ACCOUNT not in r["inputs"]["principalArn"] for r in by_type(resources, ENTRY))
+
+
+def test_no_ci_access_entry_where_jenkins_does_not_run_on_eks(rendered):
+    for stack in ("dev", "staging"):
+        assert not [r for r in by_type(plan(rendered, stack), ENTRY) if "-jenkins-" in r["urn"]]
+
+
+def test_a_second_eks_cluster_jenkins_cannot_reach_is_refused():
+    from types import SimpleNamespace as NS
+
+    from stacks.compose.layers.cicd import eks_access_clusters
+
+    def cfg(*clouds, deploy_stacks=None):
+        return NS(clusters=[NS(name=f"c{i}", cloud=c) for i, c in enumerate(clouds)],
+                  cicd=NS(cluster=None, deploy_stacks=deploy_stacks, approval_stacks=[]),
+                  defaults=NS(jenkins_deploys_own_stack=True))
+
+    assert eks_access_clusters(cfg("aws", "gcp"), "prod") == ["c0"]
+    assert eks_access_clusters(cfg("gcp", "aws"), "prod") == []  # Jenkins on GKE: static AWS keys
+    assert eks_access_clusters(cfg("aws"), "prod", ) == ["c0"]
+    assert eks_access_clusters(cfg("aws", deploy_stacks=["other"]), "prod") == []
+    with pytest.raises(ValueError, match="c1 would not admit its IRSA roles"):
+        eks_access_clusters(cfg("aws", "aws"), "prod")
+
+
 # ----------------------------------------------------------------------------------- Jenkinsfile
 
 
@@ -193,7 +269,7 @@ def test_jenkinsfile_runs_preview_and_deploy_in_the_deploy_namespace():
     deploy = JENKINSFILE[JENKINSFILE.index("stage('Deploy')"):]
     assert "namespace" not in test.split("steps")[0]  # the cloud's default: jenkins-agents
     assert "env.CHANGE_ID || env.BRANCH_NAME != env.DEPLOY_BRANCH ? 'jenkins-agents' : 'jenkins-deploy'" in build
-    assert "namespace 'jenkins-deploy'" in preview
+    assert "podTemplate(yaml: previewPod, namespace: 'jenkins-deploy')" in preview
     assert "podTemplate(yaml: deployPod, namespace: 'jenkins-deploy')" in deploy
     # The deploy pod is the trusted branch's copy with the deploying ServiceAccount swapped in.
     assert re.search(r"readTrusted\('ci/jenkins/pods/deploy.yaml'\)\s*\n\s*\.replaceFirst\([^\n]*"

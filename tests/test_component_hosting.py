@@ -41,6 +41,7 @@ INPUTS = {
     "GkeCluster": {"project": "acme-team", "region": "europe-west1"},
     "CloudSqlPrivateAccess": {"project": "acme-team", "networkId": "projects/acme-team/global/networks/vpc"},
     "ArtifactRepository": {"project": "acme-team", "region": "europe-west1"},
+    "EcrRepositories": {"cluster": "team", "services": ["reviews"], "region": "eu-west-1"},
 }
 
 
@@ -81,7 +82,7 @@ def test_cloud_components_are_hosted_only_with_their_sdk(monkeypatch):
     base = {cls.__name__ for cls in provider.hosted_classes()}
     assert base == set(INPUTS) - set(CLOUD_HOSTED)
     monkeypatch.setattr(provider, "sdk_installed", lambda module: module == "pulumi_aws")
-    assert {cls.__name__ for cls in provider.hosted_classes()} - base == {"EksCluster", "Karpenter"}
+    assert {cls.__name__ for cls in provider.hosted_classes()} - base == {"EksCluster", "Karpenter", "EcrRepositories"}
 
 
 @pytest.mark.parametrize("component", sorted(INPUTS))

@@ -145,6 +145,32 @@ def test_every_istio_resource_waits_for_the_crds_and_the_validation_webhook(stac
     assert not missing, "\n".join(missing)
 
 
+def test_istio_webhooks_wait_for_the_ca_bundle_istiod_patches(rendered, monkeypatch):
+    """istiod patches its webhooks' caBundle after it starts, and they are failurePolicy Fail from the
+    first render (issue #15 item 12): the istiod Chart's registration carries the shared transform,
+    which marks its validator and injector (what its pinned chart renders); the custom resources depend
+    on that chart (test above). Not the base chart: istiod waits for base, so a base child waiting for
+    istiod would never be ready (base's default validator is patched by the same istiod controller)."""
+    from cnplatform.charts import CA_BUNDLE_WAIT, wait_for_ca_bundle
+    from tests.test_addons import chart_transforms, transformed_chart_objects, waits_for
+
+    transforms = chart_transforms(monkeypatch, "dev")
+    assert transforms[("dev", "istiod")] == [wait_for_ca_bundle]
+    assert transforms[("dev", "base")] == []
+    istiod = transformed_chart_objects(rendered, "dev", "dev", "istiod", transforms[("dev", "istiod")])
+    waiting = {(o["kind"], o["metadata"]["name"]) for o in istiod if waits_for(o)}
+    assert waiting == {("ValidatingWebhookConfiguration", "istio-validator-istio-system"),
+                       ("MutatingWebhookConfiguration", "istio-sidecar-injector")}
+    assert {waits_for(o) for o in istiod if waits_for(o)} == {CA_BUNDLE_WAIT}
+    # None of them is rendered with a caBundle (istiod owns the field: no apply fights it on updates).
+    hooks = [o for o in istiod if o["kind"].endswith("WebhookConfiguration")]
+    assert hooks and not any("caBundle" in h["clientConfig"] for o in hooks for h in o["webhooks"])
+    base = transformed_chart_objects(rendered, "dev", "dev", "base", transforms[("dev", "base")])
+    assert [o["metadata"]["name"] for o in base if o["kind"] == "ValidatingWebhookConfiguration"] == [
+        "istiod-default-validator"]
+    assert not any(waits_for(o) for o in base)
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_install_order_of_the_charts(stack):
     capture = capture_stack(stack)

@@ -165,6 +165,80 @@ def test_the_charts_webhooks_on_private_gke_are_reachable(rendered):
     assert caught and all(name == "private-gke-webhook-ports" for name, _ in caught)
     assert all("istio-system/istiod on target port 15017" in m for _, m in caught)
     assert not any("cert-manager" in m for _, m in caught)  # its webhook listens on 10250
+    # ... which the rule knows by resolving the Service's NAMED targetPort through the Deployment.
+    index, gke = R.Stack(resources + charts), next(r for r in resources if r.type == R.GKE_CLUSTER)
+    svc = R._service(index, gke, "cert-manager", "cert-manager-webhook")
+    assert [p["targetPort"] for p in svc.props["spec"]["ports"] if p["port"] == 443] == ["https"]
+    assert R._service_target_ports(index, gke, "cert-manager", "cert-manager-webhook", 443) == ({10250}, "")
+
+
+def _cert_manager_webhook_deployment(objects: list[R.Res]) -> R.Res:
+    return next(r for r in objects if r.kind == "Deployment" and r.name == "cert-manager-webhook")
+
+
+def test_a_named_target_port_on_a_closed_port_is_caught(rendered):
+    """The charts' cert-manager webhook, its container port ``https`` moved from 10250 to 8443: the
+    Service still says ``targetPort: https``, the API server now dials 8443, which nothing opens."""
+    import helm_python  # noqa: F401
+
+    resources = plan_resources(rendered, "staging")
+    provider = cluster_provider(resources, R.GKE_CLUSTER)
+    charts = copy.deepcopy(chart_objects(rendered("staging"), "staging-gke", provider))
+    container = _cert_manager_webhook_deployment(charts).props["spec"]["template"]["spec"]["containers"][0]
+    [port] = [p for p in container["ports"] if p["name"] == "https"]
+    port["containerPort"] = 8443
+    caught = run_pack(resources + charts)
+    assert {n for n, _ in caught} == {"private-gke-webhook-ports"}
+    assert caught and all("cert-manager/cert-manager-webhook on target port 8443" in m for _, m in caught)
+    assert len(caught) == 2  # its mutating and its validating webhook
+
+
+def test_a_named_target_port_the_pack_cannot_resolve_is_reported(rendered):
+    """Without the workload that defines the port name (its pods come from a chart the pack sees as one
+    resource, or from another stack), the port is unverifiable: reported, not passed."""
+    import helm_python  # noqa: F401
+
+    resources = plan_resources(rendered, "staging")
+    charts = chart_objects(rendered("staging"), "staging-gke", cluster_provider(resources, R.GKE_CLUSTER))
+    without = [r for r in charts if r.urn != _cert_manager_webhook_deployment(charts).urn]
+    caught = run_pack(resources + without)
+    assert len(caught) == 2 and {n for n, _ in caught} == {"private-gke-webhook-ports"}
+    for _, message in caught:
+        assert "Service cert-manager/cert-manager-webhook port 443, whose target port on the nodes cannot be " \
+               "verified: its targetPort 'https' is a port name" in message
+        assert "numeric targetPort" in message
+
+
+def named_port_stack(container_port: int, pod_labels: dict, service: str = "hook") -> list[R.Res]:
+    """A hand-made private GKE stack: a webhook on Service x/hook 443 -> targetPort ``https``, and a
+    Deployment in x whose pods carry ``pod_labels`` and name ``containerPort`` ``https``."""
+    net = R.Res(R.GCP_NETWORK, {}, "urn:net")
+    gke = R.Res(R.GKE_CLUSTER, {"privateClusterConfig": {"enablePrivateNodes": True,
+                                                         "masterIpv4CidrBlock": "172.16.0.0/28"}},
+                "urn:gke", "", ["urn:net"])
+    prov = R.Res(R.K8S_PROVIDER, {}, "urn:prov", "", ["urn:gke"])
+    svc = R.Res("kubernetes:core/v1:Service", {"metadata": {"name": service, "namespace": "x"}, "spec": {
+        "selector": {"app": "hook"}, "ports": [{"port": 443, "targetPort": "https"}]}}, "urn:svc", "urn:prov")
+    dep = R.Res("kubernetes:apps/v1:Deployment", {"metadata": {"name": "hook", "namespace": "x"}, "spec": {
+        "template": {"metadata": {"labels": pod_labels}, "spec": {"containers": [{"name": "c", "image": "i", "ports": [
+            {"name": "metrics", "containerPort": 9402}, {"name": "https", "containerPort": container_port}]}]}}}},
+        "urn:dep", "urn:prov")
+    hook = R.Res("kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration", {
+        "metadata": {"name": "h"}, "webhooks": [{"name": "h.x", "clientConfig": {
+            "service": {"name": "hook", "namespace": "x"}}}]}, "urn:hook", "urn:prov")
+    return [net, gke, prov, svc, dep, hook]
+
+
+def test_named_target_ports_resolve_through_the_selected_pods():
+    assert R.check_private_gke_webhook_ports(R.Stack(named_port_stack(10250, {"app": "hook", "x": "y"}))) == []
+    [(urn, message)] = R.check_private_gke_webhook_ports(R.Stack(named_port_stack(8443, {"app": "hook"})))
+    assert urn == "urn:hook" and "on target port 8443" in message and "tcp:8443" in message
+    # Pods the Service does not select do not resolve its port: unverifiable, reported.
+    [(_, message)] = R.check_private_gke_webhook_ports(R.Stack(named_port_stack(10250, {"app": "other"})))
+    assert "cannot be verified" in message and "'https'" in message
+    # Neither does a Service the stack does not have.
+    [(_, message)] = R.check_private_gke_webhook_ports(R.Stack(named_port_stack(10250, {"app": "hook"}, "gone")))
+    assert "cannot be verified: the Service is not in the stack" in message
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

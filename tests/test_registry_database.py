@@ -12,6 +12,8 @@ from cnplatform.database import spec as db_spec
 from cnplatform.registry import (
     ArtifactRepository,
     ArtifactRepositoryArgs,
+    EcrRepositories,
+    EcrRepositoriesArgs,
     ServiceImage,
     ServiceImageArgs,
     artifact_cleanup_policies,
@@ -191,8 +193,11 @@ def test_existing_context_skips_kind_load_and_prebuilt_images_are_used_as_is():
 
 def test_aws_image_goes_to_an_immutable_scanned_ecr_repository_and_deploys_by_digest():
     def program():
+        registry = EcrRepositories("reg", EcrRepositoriesArgs(cluster="prod-eks", services=["order"],
+                                                              region="us-east-1", keep_images=12))
         image = ServiceImage("img", ServiceImageArgs(service="order", tag="abc123", cloud="aws", cluster="prod-eks",
-                                                     region="us-east-1", keep_images=12))
+                                                     region="us-east-1",
+                                                     repository_url=registry.repositories["order"].repository_url))
         return {"ref": image.image_ref, "repo": image.repository_url}
 
     cap = run(program)

@@ -53,8 +53,8 @@ def hosted_classes() -> list[type[pulumi.ComponentResource]]:
     Those on the base dependencies (Kubernetes, random, TLS, command) are always hosted: the plugin's
     venv (``components/requirements.txt``) has exactly these. A component that needs a cloud SDK is
     hosted when that SDK (its pip extra, :data:`cnplatform.extras.EXTRAS`) is installed in the venv the
-    plugin runs in: EKS and Karpenter with ``[aws]``, GKE, Cloud SQL private access and Artifact Registry
-    with ``[gcp]``. ``MySqlDatabase`` and ``ServiceImage`` are on the base dependencies; their cloud
+    plugin runs in: EKS, Karpenter and ECR repositories with ``[aws]``, GKE, Cloud SQL private access and
+    Artifact Registry with ``[gcp]``. ``MySqlDatabase`` and ``ServiceImage`` are on the base dependencies; their cloud
     modes load the cloud SDK when constructed (a missing one names its extra)."""
     from cnplatform.addons.cert_manager import CertManager
     from cnplatform.addons.certificate import TlsCertificate
@@ -83,8 +83,9 @@ def hosted_classes() -> list[type[pulumi.ComponentResource]]:
     if sdk_installed("pulumi_aws"):
         from cnplatform.cluster.eks import EksCluster
         from cnplatform.cluster.karpenter import Karpenter
+        from cnplatform.registry.ecr import EcrRepositories
 
-        hosted += [EksCluster, Karpenter]
+        hosted += [EksCluster, Karpenter, EcrRepositories]
     if sdk_installed("pulumi_gcp"):
         from cnplatform.cluster.gke import GkeCluster
         from cnplatform.database.mysql import CloudSqlPrivateAccess
@@ -95,7 +96,8 @@ def hosted_classes() -> list[type[pulumi.ComponentResource]]:
 
 
 #: Components hosted only with a cloud SDK installed: class name -> the SDK module (its extra: EXTRAS).
-CLOUD_HOSTED = {"EksCluster": "pulumi_aws", "Karpenter": "pulumi_aws", "GkeCluster": "pulumi_gcp",
+CLOUD_HOSTED = {"EksCluster": "pulumi_aws", "Karpenter": "pulumi_aws", "EcrRepositories": "pulumi_aws",
+                "GkeCluster": "pulumi_gcp",
                 "CloudSqlPrivateAccess": "pulumi_gcp", "ArtifactRepository": "pulumi_gcp"}
 
 

@@ -8,18 +8,19 @@ Two issuer kinds:
 - ``acme``: Let's Encrypt (or any ACME server) with an HTTP-01 solver answered through the Istio
   ingress gateway (an Ingress of class ``istio`` that Istio's ingress controller serves).
 
-Every custom resource depends on the chart: ``helm.v4.Chart`` finishes only when the CRDs exist
-and the webhook Deployment is ready, so one ``pulumi up`` on an empty cluster works.
+Every custom resource depends on the chart: ``helm.v4.Chart`` finishes only when the CRDs exist, the
+webhook Deployment is ready and cainjector has injected the webhooks' CA (``wait_for_ca_bundle``), so
+one ``pulumi up`` on an empty cluster works.
 """
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, cast
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from cnplatform import validation as _v
-from cnplatform.charts import chart_source
+from cnplatform.charts import chart_source, wait_for_ca_bundle
 from cnplatform.cluster.baseline import NamespaceSpec, namespace_labels
 from cnplatform.cluster.priority import priority_class_name
 from cnplatform.manifests import custom_resource
@@ -122,32 +123,11 @@ def cert_manager_values(replicas: int, priority_class: Optional[str] = None) -> 
         "webhook": deployment("webhook"),
         "cainjector": deployment("cainjector"),
         # A post-install Helm hook, which helm.v4.Chart does not run as one: instead the chart's webhook
-        # configurations wait for cainjector's CA (wait_for_ca_injection), so the issuers that depend
-        # on the chart are sent once the webhook can be called.
+        # configurations wait for cainjector's CA (cnplatform.charts.wait_for_ca_bundle), so the issuers
+        # that depend on the chart are sent once the webhook can be called.
         "startupapicheck": {"enabled": False},
         **({"global": {"priorityClassName": priority_class}} if priority_class else {}),
     }
-
-
-#: Webhook configurations whose CA cainjector injects: Pulumi waits until the caBundle is there.
-WEBHOOK_TYPES = ("kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration",
-                 "kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration")
-CA_BUNDLE_WAIT = "jsonpath={.webhooks[0].clientConfig.caBundle}"
-
-
-def wait_for_ca_injection(args: pulumi.ResourceTransformArgs) -> Optional[pulumi.ResourceTransformResult]:
-    """Transform of the chart's children: its webhook configurations are ready only once cainjector has
-    injected the CA (``pulumi.com/waitFor``). The Deployments being ready is not enough: a ClusterIssuer
-    sent before the injection fails the webhook call with an x509 error on a first ``pulumi up``
-    (startupapicheck, the chart's own wait, is a Helm hook that helm.v4.Chart does not run)."""
-    if args.type_ not in WEBHOOK_TYPES:
-        return None
-    props = dict(args.props)
-    # A chart child's props are plain values here; the SDK types them as Inputs (Output/Awaitable too).
-    metadata = dict(cast(Mapping[str, Any], props.get("metadata") or {}))
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), "pulumi.com/waitFor": CA_BUNDLE_WAIT}
-    props["metadata"] = metadata
-    return pulumi.ResourceTransformResult(props=props, opts=args.opts)
 
 
 def deployment_resources(values: dict) -> dict[str, tuple[int, dict]]:
@@ -235,7 +215,7 @@ class CertManager(pulumi.ComponentResource):
             name=RELEASE,
             namespace=args.namespace,
             values=cert_manager_values(args.replicas, args.priority_class_name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, ns], transforms=[wait_for_ca_injection]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, ns], transforms=[wait_for_ca_bundle]),
         )
         self.issuers: list[k8s.apiextensions.CustomResource] = []
         for manifest in manifests:

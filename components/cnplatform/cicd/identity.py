@@ -47,22 +47,37 @@ AWS_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 GCP_SA_ANNOTATION = "iam.gke.io/gcp-service-account"
 CLOUD_IDENTITY_ANNOTATIONS = (AWS_ROLE_ANNOTATION, GCP_SA_ANNOTATION)
 
-#: Per identity: its ServiceAccount, the AWS managed policy of its role, the GCP project roles of its
-#: service account. Preview can read everything ``pulumi preview`` reads and change nothing; deploy
-#: creates the whole platform (VPCs, clusters, IAM roles), hence administrator-level rights.
+#: Per identity: its ServiceAccount, the AWS managed policy of its role, the EKS access policy of its
+#: access entry on every EKS cluster of the stack, the GCP project roles of its service account.
+#: Preview can read everything ``pulumi preview`` reads and change nothing; deploy creates the whole
+#: platform (VPCs, clusters, IAM roles), hence administrator-level rights.
+#:
+#: Kubernetes side (docs/clusters.md, "CI access to the clusters"): preview runs a pull request's
+#: program, so it gets no Kubernetes write and no Secret read (``AmazonEKSViewPolicy``; on GKE
+#: ``roles/viewer``'s ``container.*.get/list``, Secrets excluded). RBAC authorizes a server-side dry-run
+#: like the real write, so the provider's dry-run create/patch is Forbidden; pulumi-kubernetes v4 then
+#: previews from the inputs (client-side), which is what the pipeline's preview shows. Deploy is
+#: cluster admin (``AmazonEKSClusterAdminPolicy``; ``roles/container.admin``: RBAC objects of the
+#: charts need ``container.clusterRoles.bind/escalate``, which ``roles/editor``, like
+#: ``roles/container.developer`` for Kubernetes objects, does not grant).
 IDENTITIES: dict[str, dict[str, Any]] = {
     "preview": {"service_account": PREVIEW_SERVICE_ACCOUNT,
                 "aws_policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                "eks_access_policy": "AmazonEKSViewPolicy",
                 "gcp_roles": ("roles/viewer",)},
     "deploy": {"service_account": DEPLOY_SERVICE_ACCOUNT,
                "aws_policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess",
-               "gcp_roles": ("roles/editor", "roles/resourcemanager.projectIamAdmin",
+               "eks_access_policy": "AmazonEKSClusterAdminPolicy",
+               "gcp_roles": ("roles/editor", "roles/container.admin", "roles/resourcemanager.projectIamAdmin",
                              "roles/iam.serviceAccountAdmin")},
 }
 
 #: Write-capable managed policies and roles: never on the preview identity (tests, docs).
 WRITE_AWS_POLICIES = ("arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/PowerUserAccess")
-WRITE_GCP_ROLES = ("roles/owner", "roles/editor")
+WRITE_GCP_ROLES = ("roles/owner", "roles/editor", "roles/container.admin", "roles/container.developer")
+#: EKS access policies that write Kubernetes objects or read Secrets: never on the preview identity.
+WRITE_EKS_ACCESS_POLICIES = ("AmazonEKSClusterAdminPolicy", "AmazonEKSAdminPolicy", "AmazonEKSEditPolicy",
+                             "AmazonEKSAdminViewPolicy")
 
 
 def aws_role_name(cluster: str, identity: str) -> str:

@@ -146,6 +146,10 @@ class Jenkins(pulumi.ComponentResource):
     """In-cluster URL of the controller."""
     admin_secret: pulumi.Output[str]
     """Name of the Kubernetes Secret holding the admin user and password."""
+    identities: dict[str, pulumi.Output[dict[str, str]]]
+    """Per agent identity (``preview``, ``deploy``) the cloud-identity annotations of its ServiceAccount
+    (IRSA role ARN, GSA email; none on kind), Outputs of the IAM resources: what gives that identity
+    access to the clusters (EKS access entries, ``stacks.compose.clusters.aws``) waits for them."""
 
     def __init__(self, name: str, args: JenkinsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("cicd", "Jenkins"), name, None, opts)
@@ -170,7 +174,8 @@ class Jenkins(pulumi.ComponentResource):
             opts=in_ns,
         )
 
-        identities = agent_identities(name, args.cloud, args.cluster_name, args.workload_identity, self)
+        identities = self.identities = agent_identities(name, args.cloud, args.cluster_name,
+                                                         args.workload_identity, self)
         agents = self._agent_namespace(name, args, AGENT_NAMESPACE, {AGENT_SERVICE_ACCOUNT: {}})
         deployers = self._agent_namespace(name, args, DEPLOY_NAMESPACE, {
             spec["service_account"]: identities.get(kind, {}) for kind, spec in IDENTITIES.items()})

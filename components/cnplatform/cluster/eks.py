@@ -107,6 +107,8 @@ class EksCluster(Cluster):
     cloud_provider: aws.Provider
     node_groups: dict[str, aws.eks.NodeGroup]
     addons: dict[str, aws.eks.Addon]
+    _cluster: aws.eks.Cluster
+    _region: str
     #: The cluster's Karpenter (``cnplatform.cluster.karpenter.Karpenter``), set by stacks.compose.clusters.aws.
     karpenter: Optional[pulumi.ComponentResource] = None
 
@@ -126,6 +128,7 @@ class EksCluster(Cluster):
         key = self._secrets_key(name, region)
         roles = self._roles(name, args, key)
         cluster = self._control_plane(name, args, net, roles, key)
+        self._cluster, self._region = cluster, region  # what grant_access names
         # Karpenter-launched nodes join the EKS cluster security group too (discovered by this tag).
         cluster_sg_id = cluster.vpc_config.cluster_security_group_id
         aws.ec2.Tag(f"{name}-cluster-sg-discovery", resource_id=cluster_sg_id, key=DISCOVERY_TAG, value=name,
@@ -228,16 +231,26 @@ class EksCluster(Cluster):
     def _access_entries(self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
                         node_role: aws.iam.Role) -> aws.eks.AccessEntry:
         """Cluster-admin entries for the deployers and admins; the nodes' entry (returned)."""
-        region = args.region
         for i, arn in enumerate(admin_principals(args)):
-            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn,
-                                        type="STANDARD", region=region, opts=self._child)
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn,
-                policy_arn=iam.eks_access_policy_arn(iam.EKS_CLUSTER_ADMIN_ACCESS_POLICY, self.partition),
-                access_scope={"type": "cluster"}, region=region, opts=self._opts(entry))
+            self.grant_access(f"{name}-admin-{i}", arn, iam.EKS_CLUSTER_ADMIN_ACCESS_POLICY)
         return aws.eks.AccessEntry(f"{name}-node", cluster_name=cluster.name, principal_arn=node_role.arn,
-                                   type="EC2_LINUX", region=region, opts=self._child)
+                                   type="EC2_LINUX", region=args.region, opts=self._child)
+
+    def grant_access(self, resource_name: str, principal_arn: pulumi.Input[str],
+                     policy: str) -> aws.eks.AccessPolicyAssociation:
+        """A STANDARD access entry of ``principal_arn`` with the EKS access policy ``policy``
+        (e.g. ``AmazonEKSViewPolicy``) over the whole cluster; returns the association.
+
+        The entry names the cluster by its Output (it waits for the cluster), and a principal given as
+        an Output of its IAM role waits for the role: EKS refuses an entry for a principal that does
+        not exist yet. Used for the admins above and for CI identities (``stacks.compose.clusters.aws``).
+        """
+        entry = aws.eks.AccessEntry(resource_name, cluster_name=self._cluster.name, principal_arn=principal_arn,
+                                    type="STANDARD", region=self._region, opts=self._child)
+        return aws.eks.AccessPolicyAssociation(
+            resource_name, cluster_name=self._cluster.name, principal_arn=principal_arn,
+            policy_arn=iam.eks_access_policy_arn(policy, self.partition),
+            access_scope={"type": "cluster"}, region=self._region, opts=self._opts(entry))
 
     def _ebs_csi_role(self, name: str, oidc: aws.iam.OpenIdConnectProvider,
                       issuer: pulumi.Output[str]) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:

@@ -2,8 +2,9 @@
 
 Order on an empty cluster (one ``pulumi up``): namespace -> intermediate CA ``cacerts`` Secret, the
 base chart (CRDs) and the CNI node agent (chart ``cni`` in kube-system) -> istiod (plugged-in CA,
-validation + injection webhooks, ``cni.enabled``) -> gateways (their pods are injected by istiod) and
-every Istio custom resource (after the CRDs and the validation webhook).
+validation + injection webhooks, ``cni.enabled``; the chart is done once istiod has patched its
+webhooks' ``caBundle``) -> gateways (their pods are injected by istiod) and every Istio custom
+resource (after the CRDs and the validation webhook).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from cnplatform import validation as _v
-from cnplatform.charts import chart_source
+from cnplatform.charts import chart_source, wait_for_ca_bundle
 from cnplatform.manifests import custom_resource
 from cnplatform.mesh import values as v
 from cnplatform.mesh._resources import child_opts, metadata
@@ -290,8 +291,12 @@ class IstioMesh(pulumi.ComponentResource):
         # rely on the agent for their redirection (and app pods wait for the mesh component).
         cni = [self._chart(name, v.CNI_RELEASE, v.CNI_CHART, v.cni_values(args), deps,
                            namespace_name=v.CNI_NAMESPACE)] if args.cni else []
+        # istiod patches its validator's and injector's caBundle once it runs: the chart waits for that
+        # (its webhooks are failurePolicy Fail from the first render), so what depends on it is not
+        # refused with an x509 error. Not base's default validator: istiod depends on base (a cycle);
+        # istiod's one controller patches both validators at start.
         istiod = self._chart(name, v.ISTIOD_RELEASE, "istiod", v.istiod_values(args), deps, base, cacerts, namespace,
-                             *cni)
+                             *cni, transforms=[wait_for_ca_bundle])
         self.charts = [base, *cni, istiod]
         self.crd_dependencies = [base, istiod]
         self.ready = [istiod]
@@ -330,13 +335,14 @@ class IstioMesh(pulumi.ComponentResource):
                                "tls_secret": self.tls_secret, "istio_version": self.istio_version})
 
     def _chart(self, name: str, release: str, chart: str, values: dict, deps: list,
-               *after: pulumi.Resource, namespace_name: str = v.ISTIO_NAMESPACE) -> k8s.helm.v4.Chart:
+               *after: pulumi.Resource, namespace_name: str = v.ISTIO_NAMESPACE,
+               transforms: Optional[list] = None) -> k8s.helm.v4.Chart:
         return k8s.helm.v4.Chart(
             f"{name}-{release}",
             k8s.helm.v4.ChartArgs(
                 **chart_source(chart, v.ISTIO_REPO, self._charts_dir, chart if chart == "istiod" else f"istio-{chart}"),
                 name=release, version=v.ISTIO_VERSION, namespace=namespace_name, values=values),
-            opts=child_opts(self, deps, *after))
+            opts=child_opts(self, deps, *after, **({"transforms": transforms} if transforms else {})))
 
     def _network_policy(self, name: str, doc: dict, deps: list, namespace: pulumi.Resource) -> None:
         k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{doc['metadata']['name']}", metadata=doc["metadata"],

@@ -3,16 +3,19 @@
 * ``local``: ``docker build`` without attestations (pulumi-command), then ``kind load docker-image``
   into the kind cluster; the Deployment uses the content-hash tag (kind has no registry, so there is
   no digest to pin). The dev stack needs no Docker provider.
-* ``aws``: an ECR repository (scan on push, IMMUTABLE tags, KMS encryption, lifecycle policy) + push.
+* ``aws``: push into the service's ECR repository of the cluster (``repository_url``, from
+  :class:`~cnplatform.registry.ecr.EcrRepositories`: scan on push, IMMUTABLE tags, KMS, lifecycle policy).
 * ``gcp``: push into the cluster's Artifact Registry Docker repository (:class:`ArtifactRepository`:
   immutable tags, cleanup policy; one per cluster, like the registry the GKE nodes may pull from).
+
+The registries are the cluster's, not the image's: they exist whether a service is built here or runs
+an image CI pushed, so switching a service between the two never deletes its repository.
 
 Cloud clusters deploy the pushed image BY DIGEST (``repoDigest``). ``pulumi_aws`` / ``pulumi_gcp``
 are imported inside their branch only: a dev (local) program never loads them.
 """
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
@@ -36,16 +39,6 @@ def local_build_command(image: str, dockerfile: str, context: str, platform: Opt
     for key, value in build_args:
         words += ["--build-arg", f"{key}={value}"]
     return " ".join(shlex.quote(w) for w in [*words, context])
-
-
-def ecr_lifecycle_policy(keep: int) -> str:
-    """ECR lifecycle policy JSON: expire everything but the ``keep`` most recent images."""
-    return json.dumps({"rules": [{
-        "rulePriority": 1,
-        "description": f"keep the {keep} most recent images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-        "action": {"type": "expire"},
-    }]}, sort_keys=True)
 
 
 def artifact_registry_host(region: str) -> str:
@@ -91,7 +84,8 @@ class ServiceImageArgs:
     dockerfile: Optional[str] = None
     """Dockerfile path relative to the project directory; default ``<context>/<service>/Dockerfile``."""
     tag: str = "latest"
-    """Image tag; the stack passes :func:`context_digest` of the context (immutable, content-addressed)."""
+    """Image tag; the stack passes :func:`cnplatform.registry.context.image_digest` (a hash of the Dockerfile,
+    build args and exactly the files it copies: immutable, content-addressed)."""
     build_args: dict[str, str] = field(default_factory=dict)
     """Docker build arguments (a parameterised Dockerfile: ``{"SERVICE": "user"}``)."""
     platform: Optional[str] = None
@@ -111,10 +105,9 @@ class ServiceImageArgs:
     """gcp: project of the Artifact Registry repository."""
     repository: str = "platform"
     """gcp: Artifact Registry repository id to push into (created once per cluster by ArtifactRepository)."""
-    keep_images: int = 20
-    """Images kept per repository by the lifecycle / cleanup policy."""
-    force_delete: bool = False
-    """Delete the repository even when it holds images (non-prod)."""
+    repository_url: Optional[pulumi.Input[str]] = None
+    """aws (required): the ECR repository to push into, ``<account>.dkr.ecr.<region>.amazonaws.com/<cluster>/<service>``
+    (``EcrRepositories.repositories[service].repository_url``: the cluster's registry, not the image's)."""
     cluster_ready: list[pulumi.Resource] = field(default_factory=list)
     """local: what ``kind load`` waits for (the kind cluster); the build itself, like a cloud build and
     push, waits only for the component's ``depends_on``, so it runs while the cluster is created."""
@@ -123,7 +116,7 @@ class ServiceImageArgs:
         """Every invalid argument at once (:class:`cnplatform.validation.ArgsError`)."""
         _v.check_args(self, {
             "service": _v.dns_label, "tag": lambda x: _v.image_reference(f"x:{x}"),
-            "cloud": _v.one_of("local", "aws", "gcp"), "cluster": _v.dns_label, "keep_images": _v.positive,
+            "cloud": _v.one_of("local", "aws", "gcp"), "cluster": _v.dns_label,
         })
 
 
@@ -193,32 +186,24 @@ class ServiceImage(pulumi.ComponentResource):
         import pulumi_aws as aws
         import pulumi_docker as docker
 
-        child = pulumi.ResourceOptions(parent=self, depends_on=self._deps)
-        repo = aws.ecr.Repository(
-            f"{name}-repo",
-            name=f"{args.cluster}/{args.service}",
-            region=args.region,
-            image_tag_mutability="IMMUTABLE",
-            image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "KMS"}],
-            force_delete=args.force_delete,
-            opts=child,
-        )
-        aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, region=args.region,
-                                policy=ecr_lifecycle_policy(args.keep_images), opts=child)
-        token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id, region=args.region,
+        if args.repository_url is None:
+            raise ValueError(f"ServiceImage {name!r}: aws needs repository_url (the cluster's ECR repository)")
+        url = pulumi.Output.from_input(args.repository_url)
+        # The registry id is the account: the host's first label (<account>.dkr.ecr.<region>.amazonaws.com).
+        token = aws.ecr.get_authorization_token_output(registry_id=url.apply(lambda u: u.split(".", 1)[0]),
+                                                       region=args.region,
                                                        opts=pulumi.InvokeOutputOptions(parent=self))
         image = docker.Image(
             f"{name}-image",
-            image_name=pulumi.Output.concat(repo.repository_url, ":", args.tag),
+            image_name=pulumi.Output.concat(url, ":", args.tag),
             build=build.docker_args(),
-            registry=docker.RegistryArgs(server=repo.repository_url, username=token.user_name,
+            registry=docker.RegistryArgs(server=url, username=token.user_name,
                                          password=pulumi.Output.secret(token.password)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._deps, repo]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._deps),
         )
         self.image_name = image.image_name
         self.ready = [image]
-        return repo.repository_url, image.repo_digest
+        return url, image.repo_digest
 
     def _gcp(self, name: str, args: ServiceImageArgs, build: BuildSpec):
         import pulumi_docker as docker

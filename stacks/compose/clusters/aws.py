@@ -53,6 +53,18 @@ def create(cfg: StackConfig, cluster: ClusterConfig, opts: Optional[pulumi.Resou
     return eks
 
 
+def grant_ci_access(eks: EksCluster, name: str, identities: dict[str, pulumi.Output[dict[str, str]]]) -> None:
+    """An access entry on ``eks`` (cluster ``name``) for each CI identity that carries an IRSA role
+    (its ServiceAccount's annotation), with that identity's EKS access policy (``IDENTITIES``: deploy
+    cluster admin, preview view-only). The principal is the role's ARN Output: the entry waits for
+    the role and the cluster."""
+    from cnplatform.cicd.identity import AWS_ROLE_ANNOTATION, IDENTITIES
+
+    for identity, sa_annotations in identities.items():
+        eks.grant_access(f"{name}-jenkins-{identity}", sa_annotations.apply(lambda a: a[AWS_ROLE_ANNOTATION]),
+                         IDENTITIES[identity]["eks_access_policy"])
+
+
 def karpenter_warnings(cfg: StackConfig) -> list[str]:
     """Karpenter settings that deploy but should not in prod (printed with ``pulumi.log.warn``)."""
     karpenter = cfg.addons.karpenter

@@ -41,6 +41,22 @@ def deploy_plan(cfg, stack: str) -> tuple[list[str], list[str]]:
     return list(stacks), [s for s in cfg.cicd.approval_stacks if s in stacks]
 
 
+def eks_access_clusters(cfg, stack: str) -> list[str]:
+    """The EKS clusters of this stack on which Jenkins' IRSA identities (``<cluster>-jenkins-preview``
+    / ``-deploy``) get an access entry: Jenkins' own cluster, when it is EKS and Jenkins deploys this
+    stack. Another EKS cluster of the stack would need one too, but its entries would have to wait for
+    roles created by another cluster's layer: refused until supported (docs/clusters.md)."""
+    home = next(c for c in cfg.clusters if c.name == jenkins_cluster(cfg))
+    if home.cloud != "aws" or stack not in deploy_plan(cfg, stack)[0]:
+        return []
+    others = [c.name for c in cfg.clusters if c.cloud == "aws" and c.name != home.name]
+    if others:
+        raise ValueError(f"cicd: Jenkins on EKS cluster {home.name} deploys stack {stack}, whose EKS "
+                         f"cluster(s) {', '.join(others)} would not admit its IRSA roles (no access entry): "
+                         "one EKS cluster per stack when Jenkins runs on EKS")
+    return [home.name]
+
+
 def jenkins_args(cfg, cluster_cfg, registries=None, stack: str = "", workload_identity=None) -> JenkinsArgs:
     """The component's inputs for one cluster, from the stack config (tier decides the size).
 
@@ -87,6 +103,12 @@ def deploy(ctx: ClusterContext) -> None:
     args = jenkins_args(cfg, ctx.cluster_cfg, registries, pulumi.get_stack(), ctx.cluster.workload_identity)
     jenkins = Jenkins(f"{ctx.name}-jenkins", args, opts=ctx.k8s_opts())
     ctx.jenkins = jenkins
+    if eks_access_clusters(cfg, pulumi.get_stack()):
+        from cnplatform.cluster.eks import EksCluster
+        from stacks.compose.clusters.aws import grant_ci_access
+
+        assert isinstance(ctx.cluster, EksCluster)
+        grant_ci_access(ctx.cluster, ctx.name, jenkins.identities)
     ctx.outputs["jenkins"] = {"namespace": jenkins.namespace, "url": jenkins.url,
                               "admin_secret": jenkins.admin_secret}
 

@@ -1,4 +1,5 @@
-"""Services layer: per service on the cluster, its image, its database and its Microservice.
+"""Services layer: the cluster's registry, then per service on the cluster its image, its database and
+its Microservice.
 
 Tier defaults live here (config -> component args): replicas ``cfg.replicas(svc)`` (dev 1,
 staging 2, prod 3), HPA min = replicas and max = max(3 * replicas, 3), strict zone spread and a
@@ -26,6 +27,8 @@ from cnplatform.microservice import Microservice, MicroserviceArgs, Peer, Secret
 from cnplatform.registry import (
     ArtifactRepository,
     ArtifactRepositoryArgs,
+    EcrRepositories,
+    EcrRepositoriesArgs,
     ServiceImage,
     ServiceImageArgs,
     image_digest,
@@ -103,8 +106,25 @@ def _artifact_repository(ctx: ClusterContext) -> ArtifactRepository:
     return ctx.artifact_repository
 
 
-def _image(ctx: ClusterContext, svc: ServiceConfig) -> tuple[Any, list[pulumi.Resource]]:
-    """(image reference the Deployment runs, resources to wait for): the configured image, or a build."""
+def _registry(ctx: ClusterContext, services: list[ServiceConfig]) -> Optional[pulumi.Resource]:
+    """The cluster's registry for every service running on it, built here (``build:``) or not (``image:``,
+    which CI pins after pushing into it): ECR repositories on aws, the Artifact Registry repository on
+    gcp, none on kind. How a service gets its image must not decide whether its registry exists."""
+    cc = ctx.cluster_cfg
+    if cc.cloud == "gcp":
+        return _artifact_repository(ctx)
+    if cc.cloud == "aws":
+        return EcrRepositories(f"{ctx.name}-registry", EcrRepositoriesArgs(
+            cluster=ctx.name, services=[s.name for s in services], region=cc.region,
+            keep_images=KEEP_IMAGES, force_delete=not ctx.cfg.protect,
+        ), opts=_cloud_only_opts(ctx))
+    return None
+
+
+def _image(ctx: ClusterContext, svc: ServiceConfig,
+           registry: Optional[pulumi.Resource]) -> tuple[Any, list[pulumi.Resource]]:
+    """(image reference the Deployment runs, resources to wait for): the configured image, or a build
+    pushed into the cluster's ``registry``."""
     if svc.image_for(ctx.name):
         return svc.image_for(ctx.name), []
     cc = ctx.cluster_cfg
@@ -114,15 +134,15 @@ def _image(ctx: ClusterContext, svc: ServiceConfig) -> tuple[Any, list[pulumi.Re
         tag=image_digest(ROOT / context, ROOT / dockerfile, build_args=build_args),
         cloud=cc.cloud, cluster=ctx.name, kind_load=not cc.local.existing_context,
         region=cc.region if cc.cloud != "local" else None,
-        keep_images=KEEP_IMAGES, force_delete=not ctx.cfg.protect,
         cluster_ready=list(ctx.cluster.ready),  # kind load only: builds and pushes need no cluster
     )
     depends: list[pulumi.Resource] = []
-    if cc.cloud == "gcp":
-        repository = _artifact_repository(ctx)
+    if isinstance(registry, EcrRepositories):
+        args.repository_url = registry.repositories[svc.name].repository_url  # the push waits for it
+    elif isinstance(registry, ArtifactRepository):
         args.project = cc.gcp.project
         args.repository = _registry_repository(ctx)
-        depends.append(repository)
+        depends.append(registry)
     image = ServiceImage(f"{ctx.name}-{svc.name}-image", args, opts=_cloud_only_opts(ctx, *depends))
     return image.image_ref, image.ready
 
@@ -259,9 +279,10 @@ def deploy(ctx: ClusterContext) -> None:
     gateway_labels = mesh.ingress_gateway_labels if mesh is not None else None
     mesh_ready = list(mesh.ready) if mesh is not None else []
     created: dict[str, Microservice] = {}
+    registry = _registry(ctx, services)
     for svc in services:
         namespace = ctx.baseline.namespaces[svc.namespace]
-        image, image_ready = _image(ctx, svc)
+        image, image_ready = _image(ctx, svc, registry)
         database, cidrs, egress = (None, [], None)
         if svc.database is not None:
             database, cidrs = _database(ctx, svc)
