@@ -171,10 +171,7 @@ def _service(stack: Stack, cluster: Res, namespace: str, name: str) -> Optional[
 
 def _pod_labels(obj: Res) -> Mapping:
     """The labels of the pods a workload makes (a Pod's own labels)."""
-    node: Any = obj.props
-    for key in WORKLOAD_POD_PATHS.get(obj.kind or "", ("-",))[:-1]:
-        node = _map(node).get(key)
-    return _map(_map(_map(node).get("metadata")).get("labels"))
+    return _map(_map(_pod_template(obj).get("metadata")).get("labels"))
 
 
 def _named_port(stack: Stack, cluster: Res, svc: Res, port_name: str) -> set[int]:
@@ -279,11 +276,16 @@ def check_eks_network_policy(stack: Stack) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------- images and their registry
 
 
-def _pod(obj: Res) -> Mapping:
+def _pod_template(obj: Res) -> Mapping:
+    """The pod (template) a workload makes, with its ``metadata`` and ``spec`` (a Pod: itself)."""
     node: Any = obj.props
-    for key in WORKLOAD_POD_PATHS.get(obj.kind or "", ("-",)):
+    for key in WORKLOAD_POD_PATHS.get(obj.kind or "", ("-", "-"))[:-1]:
         node = _map(node).get(key)
     return _map(node)
+
+
+def _pod(obj: Res) -> Mapping:
+    return _map(_pod_template(obj).get("spec"))
 
 
 def check_image_registries(stack: Stack) -> list[tuple[str, str]]:

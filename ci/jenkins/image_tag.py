@@ -15,6 +15,7 @@ Runs in the plain Python agent (no Pulumi SDK): ``context.py`` is loaded by path
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTEXT_PY = ROOT / "components" / "cnplatform" / "registry" / "context.py"
 
 
+@functools.cache
 def _context() -> ModuleType:
     spec = importlib.util.spec_from_file_location("cnplatform_registry_context", CONTEXT_PY)
     assert spec is not None and spec.loader is not None
@@ -34,12 +36,10 @@ def _context() -> ModuleType:
 
 
 def service_build(root: Path, service: str) -> tuple[Path, Path, dict[str, str]]:
-    """(context, dockerfile, build args) of ``services/<service>``, the rule of the program's
-    ``build_context``: the service's own Dockerfile, else the shared one with ``SERVICE=<name>``."""
-    own = root / "services" / service / "Dockerfile"
-    if own.is_file():
-        return root / "services", own, {}
-    return root / "services", root / "services" / "Dockerfile", {"SERVICE": service}
+    """(context, dockerfile, build args) of ``services/<service>``: the program's own rule
+    (``cnplatform.registry.context.build_context``)."""
+    context, dockerfile, build_args = _context().build_context(f"services/{service}", root)
+    return root / context, root / dockerfile, build_args
 
 
 def service_tag(root: Path, service: str) -> str:

@@ -168,3 +168,16 @@ def image_digest(context: str | os.PathLike, dockerfile: str | os.PathLike, leng
         sha.update(path.relative_to(root).as_posix().encode() + b"\0")
         sha.update(hashlib.sha256(path.read_bytes()).digest())
     return sha.hexdigest()[:length]
+
+
+def build_context(build: str, root: str | os.PathLike) -> tuple[str, str, dict[str, str]]:
+    """``services/user`` -> (context ``services``, dockerfile, build args), relative to ``root``.
+
+    The service's own ``services/user/Dockerfile`` when it has one, else the shared, parameterised
+    ``services/Dockerfile`` with ``SERVICE=user``: the rule of the program and of CI (one place).
+    """
+    path = Path(build)
+    context = path.parent.as_posix() or "."
+    if (Path(root) / path / "Dockerfile").is_file():
+        return context, (path / "Dockerfile").as_posix(), {}
+    return context, (path.parent / "Dockerfile").as_posix(), {"SERVICE": path.name}

@@ -26,7 +26,7 @@ _FROM = b"From "
 def parse_headers(fp: Any, _class: type = http.client.HTTPMessage) -> http.client.HTTPMessage:
     """``http.client.parse_headers``, without the email parser for plain header blocks."""
     lines = http.client._read_headers(fp)  # the stdlib's reading: same limits, same errors
-    body = lines[:-1] if lines and lines[-1] in (b"\r\n", b"\n", b"") else lines
+    body = lines[:-1]  # _read_headers returns once it has read the end line (blank, or EOF)
     if not all(_PLAIN.fullmatch(line) and not line.startswith(_FROM) for line in body):
         return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
     msg = _class()

@@ -8,7 +8,6 @@ Cloud SDKs are imported only inside the cloud branches of the components.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
@@ -33,6 +32,7 @@ from cnplatform.registry import (
     ServiceImageArgs,
     image_digest,
 )
+from cnplatform.registry import context as registry_context
 from stacks.compose.context import ClusterContext
 from stacks.compose.workloads import Workload
 from stacks.config import ROOT, ServiceConfig
@@ -62,16 +62,9 @@ def _required(value: Any, ctx: ClusterContext, what: str, purpose: str) -> Any:
 
 
 def build_context(build: str) -> tuple[str, str, dict[str, str]]:
-    """``services/user`` -> (context ``services``, dockerfile, build args), project-relative.
-
-    The service's own ``services/user/Dockerfile`` when it has one, else the shared, parameterised
-    ``services/Dockerfile`` with ``SERVICE=user``.
-    """
-    path = Path(build)
-    context = path.parent.as_posix() or "."
-    if (ROOT / path / "Dockerfile").is_file():
-        return context, (path / "Dockerfile").as_posix(), {}
-    return context, (path.parent / "Dockerfile").as_posix(), {"SERVICE": path.name}
+    """``services/user`` -> (context ``services``, dockerfile, build args), project-relative
+    (:func:`cnplatform.registry.context.build_context`)."""
+    return registry_context.build_context(build, ROOT)
 
 
 def autoscaling_bounds(cfg, svc) -> tuple[int, int]:
